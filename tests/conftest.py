@@ -1,0 +1,70 @@
+"""Test fixtures: one real embedded Redis per test run, isolation per test.
+
+The whole run shares one embedded server in a temporary ``TTRPG_HOME`` (started here,
+stopped at the end). Tests isolate themselves by unique queue names and session ids
+(RediSearch only indexes database 0, so databases cannot be used to isolate).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ttrpg_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    old = {k: os.environ.get(k) for k in ("TTRPG_HOME", "TTRPG_REDIS_URL", "REDIS_URL", "TTRPG_LOG_DIR",
+                                           "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL")}
+    for k in ("TTRPG_REDIS_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL"):
+        os.environ.pop(k, None)
+    os.environ["TTRPG_HOME"] = str(home)
+    os.environ["TTRPG_LOG_DIR"] = str(home / "research_logs")
+    from ttrpg import embedded
+
+    embedded.start(home)
+    yield home
+    embedded.stop(home)
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture
+def redis_client(ttrpg_home):
+    from ttrpg.connection import get_redis
+
+    client = get_redis()
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def queue_name(monkeypatch):
+    """A queue of this test's own, also exported so child processes use it."""
+    name = "t-" + uuid.uuid4().hex[:10]
+    monkeypatch.setenv("TTRPG_QUEUE", name)
+    return name
+
+
+@pytest.fixture
+def session_id():
+    return "s-" + uuid.uuid4().hex[:10]
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input: str | None = None):
+    """Run ``python -m ttrpg ARGS`` in a real subprocess (for exit codes, crashes, start-up)."""
+    full_env = dict(os.environ)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-m", "ttrpg", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, input=input, cwd=ROOT)

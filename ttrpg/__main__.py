@@ -1,0 +1,3 @@
+from ttrpg.cli import main
+
+main()

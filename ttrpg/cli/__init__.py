@@ -1,0 +1,68 @@
+"""The ``ttrpg`` command line: thin typer commands over library functions.
+
+One module per command group. Command modules import only typer at import time and pull
+in the library inside the command body, so ``ttrpg --help`` answers without importing
+langgraph or openai (each takes a second or more to import).
+
+Every expected error is a :class:`ttrpg.exceptions.TTRPGError`: :func:`main` prints it as
+one or two lines on stderr and exits with its code (0 ok, 1 failure, 2 usage/config,
+130 interrupted).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from ttrpg import __version__
+from ttrpg.cli import server
+
+app = typer.Typer(
+    name="ttrpg",
+    help="Run a Lasers & Feelings game with a human DM and 1-4 AI players; sessions never lose a turn.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ttrpg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Run a Lasers & Feelings game with a human DM and 1-4 AI players; sessions never lose a turn."""
+
+
+app.add_typer(server.app, name="redis")
+
+
+def report_error(exc: BaseException) -> int:
+    """Print an expected error as one or two lines on stderr; return its exit code."""
+    from ttrpg.console import err
+    from ttrpg.exceptions import TTRPGError
+
+    if isinstance(exc, TTRPGError):
+        err().print(f"[bold red]Error:[/] {exc}", markup=True, soft_wrap=True)
+        if exc.hint:
+            err().print(exc.hint, soft_wrap=True)
+        return exc.exit_code
+    raise exc
+
+
+def main(argv: list[str] | None = None) -> None:
+    from ttrpg.exceptions import TTRPGError
+
+    try:
+        app(args=argv, prog_name="ttrpg")
+    except TTRPGError as exc:
+        sys.exit(report_error(exc))
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,32 @@
+"""Every Redis key and key prefix ttrpg writes, in one place.
+
+RQ's own keys live under ``rq:`` and LangGraph's checkpointer under ``checkpoint*`` /
+``checkpoint_write*``; everything ttrpg owns lives under ``ttrpg:`` so an operator can
+see at a glance what belongs to whom (``redis-cli --scan --pattern 'ttrpg:*'``).
+"""
+
+PREFIX = "ttrpg"
+
+#: Hash of session metadata: campaign, status, current turn/phase, DM script, timestamps.
+SESSION_KEY = PREFIX + ":session:{session_id}"
+#: Sorted set of all session ids, scored by last update time (newest last).
+SESSIONS_INDEX = PREFIX + ":sessions"
+#: Lock held by the one process driving a session (``SET NX PX``, renewed while it runs).
+SESSION_LOCK = PREFIX + ":lock:{session_id}"
+#: Redis Stream of the session's research-log events.
+EVENTS_STREAM = PREFIX + ":events:{session_id}"
+#: Set of event ids already appended to the stream: makes a replayed write idempotent.
+EVENTS_SEEN = PREFIX + ":events-seen:{session_id}"
+#: Set of session ids that belong to a campaign.
+CAMPAIGN_SESSIONS = PREFIX + ":campaign:{campaign_id}:sessions"
+#: Memory documents (JSON) of a campaign, indexed by :data:`MEMORY_INDEX`.
+MEMORY_KEY = PREFIX + ":memory:{campaign_id}:{memory_id}"
+MEMORY_PREFIX = PREFIX + ":memory:"
+#: RediSearch index over all memories.
+MEMORY_INDEX = PREFIX + "-memory-idx"
+
+#: The RQ queue AI-player jobs go to unless ``TTRPG_QUEUE`` says otherwise.
+DEFAULT_QUEUE = "ttrpg"
+
+#: Modules the checkpointer needs, as ``MODULE LIST`` names them.
+REQUIRED_MODULES = {"ReJSON": "RedisJSON", "search": "RediSearch"}

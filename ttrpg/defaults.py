@@ -1,0 +1,85 @@
+"""Every tunable default, with a line on why it has the value it has.
+
+Settings read from the environment (:mod:`ttrpg.settings`) fall back to these; code that
+needs a number imports it from here rather than writing it inline.
+"""
+
+REDIS_START_TIMEOUT_S = 15.0
+"""How long to wait for the embedded redis-server to answer PING after start."""
+
+REDIS_SOCKET_TIMEOUT_S = 120.0
+"""Socket timeout of the orchestrator's Redis client; longer than any blocking wait we do
+(redis-py 8 defaults to 5 s, which breaks ``job.latest_result(timeout=30)``)."""
+
+REDIS_MONITOR_SOCKET_TIMEOUT_S = 10.0
+"""Socket timeout for fleet monitoring clients (kept apart: RQ's Worker rewrites its pool's)."""
+
+JOB_TIMEOUT_S = 90
+"""RQ job timeout for one AI-player LLM call: above the LLM retry budget (~35 s) plus one
+slow reply, so a hung call is killed rather than stalling a turn forever."""
+
+JOB_RESULT_TTL_S = 7 * 24 * 3600
+"""How long a finished LLM job keeps its result: a DM may resume a week later without the
+finished calls being paid for again."""
+
+JOB_FAILURE_TTL_S = 7 * 24 * 3600
+"""How long a failed job is kept for ``ttrpg workers`` and post-mortems."""
+
+JOB_ABANDONED_RETRIES = 2
+"""RQ-level retries of a job whose worker died under it (the LLM retries live inside the job)."""
+
+PHASE_TIMEOUT_S = 180.0
+"""Time limit for one fan-out phase (all players' jobs). Exceeding it fails the phase,
+which rolls back and retries once, then asks the DM."""
+
+REGISTRY_CLEANUP_INTERVAL_S = 15.0
+"""While waiting on jobs the orchestrator sweeps RQ's started-job registry this often, so
+a job abandoned by a SIGKILLed worker is re-queued within about
+``WORKER_TTL_S + REGISTRY_CLEANUP_INTERVAL_S`` instead of RQ's default 10+ minutes."""
+
+WORKER_TTL_S = 20
+"""Heartbeat TTL of our workers: a dead worker's job counts as abandoned this long after
+its last heartbeat."""
+
+WORKER_MAINTENANCE_INTERVAL_S = 30
+"""How often an idle worker runs RQ maintenance (registry cleanup, scheduled jobs)."""
+
+SESSION_LOCK_TTL_MS = 15_000
+"""A session lock expires this long after its holder stops renewing it (e.g. kill -9)."""
+
+SESSION_LOCK_RENEW_S = 5.0
+"""How often the driving process renews its session lock."""
+
+CHECKPOINTS_KEPT = 40
+"""Checkpoints kept per session after each turn: enough to roll back any phase of the
+current and previous turn; older ones are pruned so resume cost does not grow."""
+
+LLM_BACKOFF_S = (2.0, 5.0, 10.0, 10.0)
+"""Waits between LLM attempts for transient errors: ~2 s, 5 s, 10 s; 5 attempts in ~35 s."""
+
+LLM_MAX_ATTEMPTS = 5
+"""Attempts per LLM call before the phase fails (and rolls back)."""
+
+LLM_REQUEST_TIMEOUT_S = 30.0
+"""Timeout of a single HTTP request to the model, inside the job timeout."""
+
+LLM_MAX_TOKENS = 300
+"""Reply length cap for one AI-player message."""
+
+CONTEXT_WINDOW = 8192
+"""Context window assumed for a model that tells us nothing about itself."""
+
+VALIDATION_MAX_ATTEMPTS = 3
+"""Attempts a character gets to state an action without narrating its outcome."""
+
+DISCUSSION_MAX_ROUNDS = 5
+"""Out-of-character discussion rounds before a vote decides."""
+
+DISCUSSION_MAX_S = 120.0
+"""Wall-clock limit of a discussion before a vote decides."""
+
+OFFLINE_MODEL = "ttrpg-offline"
+"""Model name the offline model reports."""
+
+WARM_SPAWN = True
+"""Spawn the next work horse while the worker is idle (see ttrpg.worker)."""

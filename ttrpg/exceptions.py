@@ -1,0 +1,97 @@
+"""ttrpg's exceptions: small, named, and each mapped by the CLI to one line and an exit code.
+
+Hierarchy::
+
+    TTRPGError                      base; ``exit_code`` 1, ``hint`` says what to do
+    ├── ConfigError                 exit 2: the user can fix it by changing input or settings
+    │   ├── CharactersFileError     characters.json missing, malformed or invalid
+    │   ├── DMScriptError           a DM script missing or invalid
+    │   ├── RedisModulesMissing     the configured Redis lacks RedisJSON / RediSearch
+    │   ├── UnknownSession          no session with that id
+    │   └── LLMConfigError          no API key / endpoint for real play
+    ├── RedisUnavailable            Redis cannot be reached or started
+    ├── SessionLocked               another process is driving the session
+    ├── PhaseError                  a turn phase failed (jobs failed, bad reply)
+    │   └── PhaseTimeout            a phase exceeded its time limit
+    └── LLMError                    (ttrpg.llm) the model could not be asked
+        ├── LLMTransientError       retries exhausted on rate limits / timeouts / 5xx
+        └── LLMPermanentError       rejected key, bad request, unknown model
+            └── ContextLengthError  the prompt exceeds the model's context window
+"""
+
+from __future__ import annotations
+
+
+class TTRPGError(Exception):
+    """Base of every error ttrpg expects; the CLI prints ``str(err)`` and ``hint``, no traceback."""
+
+    exit_code = 1
+    hint = ""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        if hint is not None:
+            self.hint = hint
+
+
+class ConfigError(TTRPGError):
+    exit_code = 2
+
+
+class CharactersFileError(ConfigError, ValueError):
+    hint = "Fix the file (see `ttrpg characters check FILE` and examples/characters.json)."
+
+
+class DMScriptError(ConfigError, ValueError):
+    hint = "Fix the DM script; its format is described in the README (DM scripts)."
+
+
+class RedisModulesMissing(ConfigError):
+    hint = ("Use Redis 8 or redis-stack-server, or unset TTRPG_REDIS_URL and REDIS_URL "
+            "to use ttrpg's embedded Redis.")
+
+
+class UnknownSession(ConfigError):
+    hint = "List sessions with `ttrpg sessions`."
+
+
+class LLMConfigError(ConfigError):
+    hint = "Set OPENAI_API_KEY (and OPENAI_BASE_URL for a local server), or pass --offline."
+
+
+class RedisUnavailable(TTRPGError):
+    hint = ("Check that Redis is running and TTRPG_REDIS_URL is right, or unset it to use "
+            "the embedded server (`ttrpg redis status`).")
+
+
+class SessionLocked(TTRPGError):
+    hint = "Close the other `ttrpg play`/`resume` of this session first; its lock expires 15 s after it dies."
+
+
+class PhaseError(TTRPGError):
+    """A phase could not complete; the session rolls back and retries, then asks the DM."""
+
+    def __init__(self, message: str, phase: str = "", player_id: str | None = None):
+        super().__init__(message)
+        self.phase = phase
+        self.player_id = player_id
+
+
+class PhaseTimeout(PhaseError):
+    pass
+
+
+class LLMError(TTRPGError):
+    pass
+
+
+class LLMTransientError(LLMError):
+    hint = "The model server kept failing; check it is up, then `ttrpg resume`."
+
+
+class LLMPermanentError(LLMError):
+    exit_code = 2
+
+
+class ContextLengthError(LLMPermanentError):
+    pass
