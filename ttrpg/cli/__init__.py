@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ttrpg import __version__
-from ttrpg.cli import server
+from ttrpg.cli import characters, play, server, sessions, worker
 
 app = typer.Typer(
     name="ttrpg",
@@ -41,7 +41,14 @@ def _root(
     """Run a Lasers & Feelings game with a human DM and 1-4 AI players; sessions never lose a turn."""
 
 
+app.command()(play.play)
+app.command()(play.resume)
+app.command()(play.demo)
+app.command()(sessions.sessions)
+app.command()(sessions.status)
 app.add_typer(server.app, name="redis")
+app.add_typer(characters.app, name="characters")
+app.command("worker")(worker.worker)
 
 
 def report_error(exc: BaseException) -> int:
