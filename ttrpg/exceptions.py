@@ -71,6 +71,8 @@ class SessionLocked(TTRPGError):
 class PhaseError(TTRPGError):
     """A phase could not complete; the session rolls back and retries, then asks the DM."""
 
+    hint = "The session is saved at its last good phase: fix the cause, then `ttrpg resume`."
+
     def __init__(self, message: str, phase: str = "", player_id: str | None = None):
         super().__init__(message)
         self.phase = phase
@@ -86,12 +88,25 @@ class LLMError(TTRPGError):
 
 
 class LLMTransientError(LLMError):
+    """Every attempt hit a transient error (rate limit, timeout, connection, 5xx)."""
+
     hint = "The model server kept failing; check it is up, then `ttrpg resume`."
+
+    def __init__(self, message: str, attempts: int = 0, last_error_class: str = ""):
+        super().__init__(message)
+        self.attempts = attempts
+        self.last_error_class = last_error_class
 
 
 class LLMPermanentError(LLMError):
+    """Retrying cannot help: rejected key, no access, unknown model or endpoint, bad request."""
+
     exit_code = 2
+
+    def __init__(self, message: str, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class ContextLengthError(LLMPermanentError):
-    pass
+    """The prompt is longer than the model's context window (a 400 from the server)."""

@@ -1,0 +1,301 @@
+"""ttrpg.llm: retries, error classification, accounting, all through the real openai SDK.
+
+Scripted servers are tiny httpx transports (the network edge), never mocks of the SDK.
+Waits are scaled with backoff_base=0.001, so the real schedule (2, 5, 10, 10 s) shows up as
+0.002, 0.005, 0.01, 0.01 s.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+import openai
+import pytest
+from rq.timeouts import JobTimeoutException
+
+from tests.test_prompts import HISTORY, NARRATION, SHIP, ZIX
+from ttrpg import llm, prompts
+
+SECRET_KEY = "sk-test-0123456789abcdefSECRET"
+MSGS = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hi."}]
+
+
+def _ok(text: str = "hi", usage: bool = True) -> httpx.Response:
+    body = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "scripted",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]}
+    if usage:
+        body["usage"] = {"prompt_tokens": 11, "completion_tokens": 2, "total_tokens": 13}
+    return httpx.Response(200, json=body)
+
+
+def _err(status: int, message: str, etype: str = "invalid_request_error", code=None, headers=None):
+    return httpx.Response(status, json={"error": {"message": message, "type": etype, "code": code}},
+                          headers=headers or {})
+
+
+class Scripted(httpx.BaseTransport):
+    """A server that answers each request with the next item of a script (the last repeats)."""
+
+    def __init__(self, *script: httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]):
+        self.script = list(script)
+        self.requests: list[dict] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append({"headers": dict(request.headers), "json": json.loads(request.read() or b"{}")})
+        item = self.script[min(len(self.requests), len(self.script)) - 1]
+        if isinstance(item, BaseException):
+            raise item
+        if callable(item):
+            return item(request)
+        return item
+
+
+def _client(transport: httpx.BaseTransport) -> openai.OpenAI:
+    return openai.OpenAI(api_key=SECRET_KEY, base_url="http://scripted.invalid/v1", max_retries=0,
+                         http_client=httpx.Client(transport=transport))
+
+
+def _cfg(**kw) -> llm.LLMConfig:
+    kw.setdefault("backoff_base", 0.001)
+    kw.setdefault("base_url", "http://scripted.invalid/v1")
+    return llm.make_config(kw.pop("model", "scripted-model"), **kw)
+
+
+def _run(transport, cfg=None, **kw):
+    retries: list[tuple] = []
+    reply = llm.complete(cfg or _cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport),
+                         on_retry=lambda *a: retries.append(a), **kw)
+    return reply, retries
+
+
+# --------------------------------------------------------------------------- transient errors
+
+
+@pytest.mark.parametrize("fault,error_class", [("rate_limit", "RateLimitError"),
+                                                ("server_error", "InternalServerError"),
+                                                ("timeout", "APITimeoutError")])
+def test_transient_faults_are_retried_on_schedule_then_give_up(fault, error_class):
+    cfg = llm.make_config(offline=True, backoff_base=0.001, faults={fault: 1.0})
+    retries: list[tuple] = []
+    with pytest.raises(llm.LLMTransientError) as err:
+        llm.complete(cfg, MSGS, on_retry=lambda *a: retries.append(a))
+    assert [r[0] for r in retries] == [1, 2, 3, 4]
+    assert [r[1] for r in retries] == pytest.approx([0.002, 0.005, 0.010, 0.010])
+    assert {r[2] for r in retries} == {error_class}
+    assert all(isinstance(r[3], str) and r[3] for r in retries)
+    assert err.value.attempts == 5 and err.value.last_error_class == error_class
+    assert isinstance(err.value, llm.LLMError) and "5 attempt(s)" in str(err.value)
+
+
+def test_transient_then_success():
+    transport = Scripted(_err(503, "overloaded", "server_error"), httpx.ConnectError("refused"), _ok("hello"))
+    reply, retries = _run(transport)
+    assert reply["text"] == "hello" and reply["attempts"] == 3
+    assert [(r[0], r[2]) for r in retries] == [(1, "InternalServerError"), (2, "APIConnectionError")]
+    assert [r[1] for r in retries] == pytest.approx([0.002, 0.005])
+    assert len(transport.requests) == 3
+
+
+def test_offline_faults_recover_within_a_call():
+    """With realistic rates some attempts fail, yet the calls get through, reproducibly."""
+    cfg = llm.make_config(offline=True, backoff_base=0.001, seed=11,
+                          faults={"rate_limit": 0.15, "server_error": 0.15, "timeout": 0.05})
+    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
+    runs = []
+    for _ in range(2):
+        attempts = []
+        for i in range(8):
+            turn = msgs[:-1] + [{"role": "user", "content": msgs[-1]["content"] + f"\n(turn {i})"}]
+            try:
+                attempts.append(llm.complete(cfg, turn)["attempts"])
+            except llm.LLMTransientError:  # 5 failures in a row: ~0.3 % per call at these rates
+                attempts.append(0)
+        runs.append(attempts)
+    assert runs[0] == runs[1], "the n-th attempt of a request fails or succeeds the same way every run"
+    assert max(runs[0]) > 1 and runs[0].count(0) <= 1
+
+
+def test_retry_after_is_honoured_as_a_floor_and_capped():
+    transport = Scripted(_err(429, "slow down", "requests", headers={"Retry-After": "7"}),
+                         _err(429, "slow down", "requests", headers={"Retry-After": "1"}),
+                         _err(429, "slow down", "requests", headers={"retry-after-ms": "12500"}),
+                         _err(429, "slow down", "requests", headers={"Retry-After": "3600"}),
+                         _ok())
+    reply, retries = _run(transport)
+    assert reply["attempts"] == 5
+    # 7 s > 2 s scheduled; 1 s < 5 s scheduled; 12.5 s > 10 s; 3600 s capped at 30 s
+    assert [r[1] for r in retries] == pytest.approx([0.007, 0.005, 0.0125, 0.030])
+
+
+def test_retry_budget_stops_early(monkeypatch):
+    monkeypatch.setattr(llm, "RETRY_BUDGET_S", 0.05)
+    transport = Scripted(_err(500, "boom", "server_error"))
+    with pytest.raises(llm.LLMTransientError) as err:
+        _run(transport, _cfg(backoff_base=0.01))
+    # waits 0.02 then 0.05: the second would end past 0.05 s, so only 2 attempts
+    assert err.value.attempts == 2 and len(transport.requests) == 2
+
+
+def test_rq_job_timeout_is_never_swallowed():
+    transport = Scripted(JobTimeoutException("Task exceeded maximum timeout value (2 seconds)"))
+    retries: list = []
+    with pytest.raises(JobTimeoutException):
+        llm.complete(_cfg(), MSGS, client=_client(transport), on_retry=lambda *a: retries.append(a))
+    assert retries == [] and len(transport.requests) == 1
+
+
+def test_rq_job_timeout_hidden_in_a_connection_error_is_dug_out():
+    def wrapped(request: httpx.Request) -> httpx.Response:
+        try:
+            raise JobTimeoutException("Task exceeded maximum timeout value")
+        except JobTimeoutException as exc:
+            raise httpx.ReadError("interrupted", request=request) from exc
+
+    transport = Scripted(wrapped)
+    with pytest.raises(JobTimeoutException):
+        llm.complete(_cfg(), MSGS, client=_client(transport))
+    assert len(transport.requests) == 1
+
+
+# --------------------------------------------------------------------------- permanent errors
+
+
+def test_401_fails_at_once_with_the_fix_and_without_the_key():
+    transport = Scripted(_err(401, f"Incorrect API key provided: {SECRET_KEY}", "invalid_request_error",
+                              "invalid_api_key"))
+    retries: list = []
+    with pytest.raises(llm.LLMPermanentError) as err:
+        llm.complete(_cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport),
+                     on_retry=lambda *a: retries.append(a))
+    assert len(transport.requests) == 1 and retries == []
+    assert str(err.value) == ("The LLM server rejected the API key (401). Set OPENAI_API_KEY to a valid key, "
+                              "or use --offline.")
+    assert err.value.status_code == 401 and err.value.exit_code == 2
+    assert transport.requests[0]["headers"]["authorization"] == f"Bearer {SECRET_KEY}"
+
+
+def test_permanent_messages_never_leak_the_key():
+    transport = Scripted(_err(400, f"bad field; your key {SECRET_KEY} is fine though"))
+    with pytest.raises(llm.LLMPermanentError) as err:
+        llm.complete(_cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport))
+    assert SECRET_KEY not in str(err.value) and "[redacted]" in str(err.value)
+    assert "\n" not in str(err.value) and "TTRPG_MODEL" in str(err.value)
+    assert not isinstance(err.value, llm.ContextLengthError)
+
+
+@pytest.mark.parametrize("status,needle", [(403, "(403)"), (404, "TTRPG_MODEL"), (422, "422")])
+def test_other_client_errors_are_permanent(status, needle):
+    transport = Scripted(_err(status, "nope"))
+    with pytest.raises(llm.LLMPermanentError) as err:
+        _run(transport)
+    assert needle in str(err.value) and len(transport.requests) == 1
+
+
+@pytest.mark.parametrize("body", [
+    {"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it",
+               "type": "exceed_context_size_error", "n_prompt_tokens": 2100, "n_ctx": 2048}},
+    {"error": {"message": "This model's maximum context length is 8192 tokens. However, your messages resulted "
+                          "in 9000 tokens.", "type": "invalid_request_error", "code": "context_length_exceeded"}},
+    {"object": "error", "message": "This model's maximum context length is 2048 tokens.", "type": "BadRequestError",
+     "code": 400},
+])
+def test_context_length_400_is_classified(body):
+    transport = Scripted(httpx.Response(400, json=body))
+    with pytest.raises(llm.ContextLengthError) as err:
+        _run(transport)
+    assert isinstance(err.value, llm.LLMPermanentError)
+    assert "TTRPG_CONTEXT_WINDOW" in str(err.value) and len(transport.requests) == 1
+
+
+def test_context_length_error_from_the_offline_server():
+    """A system prompt alone larger than the window: trimming cannot help, the server says 400."""
+    cfg = llm.make_config(offline=True, context_window=100)
+    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
+    with pytest.raises(llm.ContextLengthError):
+        llm.complete(cfg, msgs)
+
+
+# --------------------------------------------------------------------------- accounting & plumbing
+
+
+def test_tokens_are_estimated_when_usage_is_missing():
+    reply, _ = _run(Scripted(_ok("I try to open the hatch.", usage=False)))
+    assert reply["tokens_estimated"] is True
+    assert reply["prompt_tokens"] == prompts.estimate_tokens(MSGS) > 0
+    assert reply["completion_tokens"] == prompts.estimate_text_tokens("I try to open the hatch.") > 0
+    reply, _ = _run(Scripted(_ok("hi")))
+    assert reply["tokens_estimated"] is False and (reply["prompt_tokens"], reply["completion_tokens"]) == (11, 2)
+
+
+def test_reply_shape_offline():
+    cfg = llm.make_config(offline=True, seed=5, latency_ms=20)
+    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
+    reply = llm.complete(cfg, msgs, max_tokens=200)
+    assert set(reply) >= {"text", "model", "prompt_tokens", "completion_tokens", "tokens_estimated",
+                          "latency_ms", "attempts"}
+    assert reply["model"] == "ttrpg-offline" and reply["attempts"] == 1 and reply["text"]
+    assert reply["latency_ms"] >= 20 and reply["tokens_estimated"] is False
+    json.dumps(reply)
+
+
+def test_request_carries_model_max_tokens_and_seed():
+    transport = Scripted(_ok())
+    _run(transport, _cfg(seed=42), max_tokens=123)
+    sent = transport.requests[0]["json"]
+    assert sent["model"] == "scripted-model" and sent["max_tokens"] == 123 and sent["seed"] == 42
+    assert sent["messages"] == MSGS
+
+
+def test_max_completion_tokens_fallback():
+    transport = Scripted(_err(400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                   "Use 'max_completion_tokens' instead.", code="unsupported_parameter"), _ok("yo"))
+    reply, retries = _run(transport, max_tokens=50)
+    assert reply["text"] == "yo" and retries == []
+    assert "max_tokens" not in transport.requests[1]["json"]
+    assert transport.requests[1]["json"]["max_completion_tokens"] == 50
+
+
+def test_long_prompts_are_trimmed_to_the_context_window():
+    history = [f"Turn {i}: " + "the crew bickered about fuel " * 8 for i in range(200)]
+    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], history, 1, [])
+    assert prompts.estimate_tokens(msgs) > 2048
+    reply = llm.complete(llm.make_config(offline=True, context_window=2048), msgs)
+    assert reply["context_trimmed"] is True and reply["prompt_tokens"] <= 2048 * 0.8
+
+
+def test_make_client():
+    offline_cfg = llm.make_config(offline=True, request_timeout_s=12.5)
+    client = llm.make_client(offline_cfg, api_key=None)
+    assert client.max_retries == 0 and str(client.base_url).startswith(llm.OFFLINE_BASE_URL)
+    assert client.timeout == 12.5 and client.api_key == llm.OFFLINE_API_KEY
+    local = llm.make_client(llm.make_config("m", base_url="http://127.0.0.1:9/v1"), api_key=None)
+    assert local.max_retries == 0 and local.api_key == llm.LOCAL_SERVER_API_KEY
+    with pytest.raises(llm.LLMPermanentError) as err:
+        llm.make_client(llm.make_config("gpt-4o-mini"), api_key=None)
+    assert "OPENAI_API_KEY" in str(err.value)
+
+
+def test_unreachable_server_is_transient():
+    cfg = llm.make_config("m", base_url="http://127.0.0.1:9/v1", backoff_base=0.001, request_timeout_s=2)
+    with pytest.raises(llm.LLMTransientError) as err:
+        llm.complete(cfg, MSGS)
+    assert err.value.last_error_class == "APIConnectionError"
+
+
+def test_config_is_json_and_keyless():
+    cfg = llm.make_config("m", base_url="http://x/v1", seed=3, faults={"overreach": 0.1}, context_window=4096)
+    assert json.loads(json.dumps(cfg)) == cfg
+    assert set(cfg) == set(llm.LLMConfig.__annotations__)
+    assert not any("key" in k for k in cfg)
+    with pytest.raises(ValueError):
+        llm.make_config()
+
+
+def test_waits_scale_with_backoff_base():
+    started = time.monotonic()
+    with pytest.raises(llm.LLMTransientError):
+        llm.complete(llm.make_config(offline=True, backoff_base=0.01, faults={"server_error": 1.0}), MSGS)
+    assert time.monotonic() - started >= 0.27  # (2 + 5 + 10 + 10) * 0.01
