@@ -68,3 +68,56 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input: st
         full_env.update(env)
     return subprocess.run([sys.executable, "-m", "ttrpg", *args], capture_output=True, text=True,
                           env=full_env, timeout=timeout, input=input, cwd=ROOT)
+
+
+@pytest.fixture(scope="module")
+def fleet(ttrpg_home):
+    """Four real warm-spawn workers on a queue of this test module's own.
+
+    Yields the queue name; TTRPG_QUEUE is exported while the module runs so sessions and
+    child processes use it.
+    """
+    from ttrpg.settings import get_settings
+    from ttrpg.worker import local_workers
+
+    name = "m-" + uuid.uuid4().hex[:10]
+    old = os.environ.get("TTRPG_QUEUE")
+    os.environ["TTRPG_QUEUE"] = name
+    try:
+        with local_workers(4, [name], "warm", get_settings()):
+            yield name
+    finally:
+        if old is None:
+            os.environ.pop("TTRPG_QUEUE", None)
+        else:
+            os.environ["TTRPG_QUEUE"] = old
+
+
+def offline_llm(**kw) -> dict:
+    from ttrpg.play import llm_config
+    from ttrpg.settings import get_settings
+
+    kw.setdefault("seed", 3)
+    return llm_config(get_settings(), offline=True, **kw)
+
+
+class QuietUI:
+    """A UI that records instead of printing (tests assert on what reached the DM)."""
+
+    def __init__(self):
+        self.steps, self.questions, self.failures = [], [], []
+
+    def session_header(self, driver, values):
+        pass
+
+    def question(self, question, state):
+        self.questions.append(question)
+
+    def step(self, node, values, state):
+        self.steps.append(node)
+
+    def failure(self, phase, count, reason):
+        self.failures.append((phase, count, reason))
+
+    def session_end(self, driver, final):
+        pass

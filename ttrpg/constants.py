@@ -25,6 +25,9 @@ MEMORY_PREFIX = PREFIX + ":memory:"
 #: RediSearch index over all memories.
 MEMORY_INDEX = PREFIX + "-memory-idx"
 
+#: Counter of how many times a job's function ran (a second run is a duplicate LLM call).
+JOB_EXECUTIONS = PREFIX + ":executions:{job_id}"
+
 #: The RQ queue AI-player jobs go to unless ``TTRPG_QUEUE`` says otherwise.
 DEFAULT_QUEUE = "ttrpg"
 

@@ -32,6 +32,10 @@ PHASE_TIMEOUT_S = 180.0
 """Time limit for one fan-out phase (all players' jobs). Exceeding it fails the phase,
 which rolls back and retries once, then asks the DM."""
 
+PHASE_MAX_FAILURES = 6
+"""A phase that failed this often in one turn, whatever the DM chose, stops the session (it
+stays resumable): something is broken that retrying will not fix."""
+
 REGISTRY_CLEANUP_INTERVAL_S = 15.0
 """While waiting on jobs the orchestrator sweeps RQ's started-job registry this often, so
 a job abandoned by a SIGKILLed worker is re-queued within about

@@ -33,5 +33,76 @@ def sleep_for(seconds: float) -> dict:
     return {"pid": os.getpid(), "marker": PROCESS_MARKER, "started_at": started, "ended_at": time.time()}
 
 
+def scoped_faults(cfg: dict, player_id: str, phase: str, attempt: int) -> dict:
+    """Apply the offline model's ``fault_scope``: faults for some players or job phases only,
+    or only until a phase attempt (an outage that heals, as drills and tests need)."""
+    scope = cfg.get("fault_scope") or {}
+    players, phases, until = scope.get("players"), scope.get("phases"), scope.get("until_attempt")
+    if (players and player_id not in players) or (phases and phase not in phases) or (until and attempt >= until):
+        return {**cfg, "faults": {}}
+    return cfg
+
+
 ALLOWED = frozenset({"ttrpg.jobs.probe", "ttrpg.jobs.sleep_for", "ttrpg.jobs.ask_player"})
 """Dotted names of the functions a ttrpg worker accepts."""
+
+
+def ask_player(request: dict) -> dict:
+    """One LLM call for one AI player in one phase; the fan-out's unit of work.
+
+    ``request`` (plain JSON, built by the orchestrator)::
+
+        {"session_id", "campaign_id", "turn", "phase", "player_id", "attempt",
+         "messages": [{"role", "content"}], "llm": LLMConfig, "max_tokens": 300}
+
+    Returns ``{"ok": True, "text", "model", "prompt_tokens", "completion_tokens",
+    "tokens_estimated", "latency_ms", "attempts", "pid"}``, or ``{"ok": False,
+    "error_class", "message"}`` when the model could not be asked: an LLM failure is an
+    answer for the phase to handle, not a job crash for RQ to retry (RQ's own retry is
+    kept for workers that die under a job). Every attempt and retry is logged as an event
+    from here, so the log is complete even when this worker runs on another machine.
+    The API key comes from this worker's environment, never from the job.
+    """
+    from rq import get_current_job
+
+    from ttrpg import llm
+    from ttrpg.constants import JOB_EXECUTIONS
+    from ttrpg.defaults import JOB_RESULT_TTL_S
+    from ttrpg.events import EventLog
+    from ttrpg.settings import get_settings
+
+    job = get_current_job()
+    log = EventLog(job.connection, request["session_id"], request.get("campaign_id")) if job else None
+    turn, phase, pid, attempt = request["turn"], request["phase"], request["player_id"], request["attempt"]
+    # Counting executions makes a second run of the same job visible in the log as a new
+    # llm_call (x2) instead of being silently de-duplicated: drills count them.
+    counter = JOB_EXECUTIONS.format(job_id=job.id) if job else None
+    execution = job.connection.incr(counter) if job else 1
+    if job:
+        job.connection.expire(counter, JOB_RESULT_TTL_S)
+    base_id = f"{turn}:{phase}:{pid}:{attempt}:x{execution}"
+    retry_fields = {"phase": phase, "player_id": pid, "attempt": attempt}
+
+    def on_retry(n: int, wait_s: float, error_class: str, message: str) -> None:
+        if log:
+            log.emit("llm_retry", f"{base_id}:{n}", turn, **retry_fields, retry=n, wait_s=round(wait_s, 3),
+                     error_class=error_class, message=message[:300])
+
+    started = time.monotonic()
+    cfg = scoped_faults(request["llm"], pid, phase, attempt)
+    try:
+        reply = llm.complete(cfg, request["messages"], api_key=get_settings().openai_api_key,
+                             max_tokens=request.get("max_tokens") or 300, on_retry=on_retry)
+    except llm.LLMError as exc:
+        outcome = {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
+        if log:
+            log.emit("llm_call", base_id, turn, **retry_fields, model=cfg.get("model"),
+                     latency_ms=round((time.monotonic() - started) * 1000, 1), prompt_tokens=None,
+                     completion_tokens=None, outcome="error", error_class=type(exc).__name__)
+        return outcome
+    if log:
+        log.emit("llm_call", base_id, turn, **retry_fields, model=reply["model"], latency_ms=reply["latency_ms"],
+                 prompt_tokens=reply["prompt_tokens"], completion_tokens=reply["completion_tokens"],
+                 tokens_estimated=reply["tokens_estimated"], attempts=reply["attempts"], outcome="ok",
+                 worker_pid=os.getpid())
+    return {"ok": True, "pid": os.getpid(), **reply}

@@ -1,0 +1,62 @@
+"""Party consensus from out-of-character table talk.
+
+Each discussion round every player says something, names the plan they propose and
+votes ``agree`` or ``disagree`` with the plan the table is converging on. A round is:
+
+* **unanimous**: everyone agrees;
+* **majority**: more than half agree (the dissenters are noted);
+* **conflicted**: otherwise, and the table talks again.
+
+After :data:`MAX_ROUNDS` conflicted rounds (or :data:`ttrpg.defaults.DISCUSSION_MAX_S`), a
+vote decides: the plan most players last proposed wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from ttrpg import defaults
+
+MAX_ROUNDS = defaults.DISCUSSION_MAX_ROUNDS
+
+
+def _label(plan: str) -> str:
+    words = re.findall(r"[a-z0-9']+", (plan or "").lower())
+    return " ".join(words[:6])
+
+
+def _plan(entries: list[dict]) -> str:
+    labels = [_label(e.get("proposal", "")) for e in entries if e.get("proposal")]
+    if not labels:
+        return ""
+    best, _ = Counter(labels).most_common(1)[0]
+    return next(e["proposal"] for e in entries if _label(e.get("proposal", "")) == best)
+
+
+def detect(entries: list[dict], round_no: int) -> dict:
+    """Consensus state of one round's entries (``{"player", "proposal", "vote"}``)."""
+    n = len(entries)
+    agree = [e["player"] for e in entries if str(e.get("vote", "")).lower().startswith("agree")]
+    dissent = [e["player"] for e in entries if e["player"] not in agree]
+    if n and len(agree) == n:
+        state = "unanimous"
+    elif len(agree) * 2 > n:
+        state = "majority"
+    else:
+        state = "conflicted"
+    return {"state": state, "plan": _plan(entries), "dissent": dissent, "rounds": round_no,
+            "agree": len(agree), "players": n}
+
+
+def vote(talk: list[dict]) -> dict:
+    """Decide by vote after the discussion ran out: each player's last proposal counts once."""
+    last: dict[str, dict] = {}
+    for entry in talk:
+        last[entry["player"]] = entry
+    counts = Counter(_label(e.get("proposal", "")) for e in last.values())
+    winner, votes = counts.most_common(1)[0] if counts else ("", 0)
+    plan = next((e["proposal"] for e in last.values() if _label(e.get("proposal", "")) == winner), "")
+    dissent = [pid for pid, e in last.items() if _label(e.get("proposal", "")) != winner]
+    return {"state": "conflicted", "plan": plan, "dissent": dissent, "decided_by": "vote", "votes": votes,
+            "players": len(last), "rounds": max((e["round"] for e in talk), default=0)}

@@ -1,0 +1,130 @@
+"""Starting, resuming and demoing sessions: what ``ttrpg play|resume|demo`` call.
+
+Each function takes plain arguments, so tests and scripts use them without the CLI::
+
+    from ttrpg.play import demo
+    final = demo(session_id="try-1", turns=2, players=2)
+"""
+
+from __future__ import annotations
+
+import random
+
+from ttrpg import defaults
+from ttrpg.exceptions import ConfigError, LLMConfigError
+from ttrpg.settings import Settings, get_settings
+
+
+def parse_faults(text: str | None) -> dict[str, float]:
+    """``"rate_limit=0.2,server_error=0.1"`` → ``{"rate_limit": 0.2, "server_error": 0.1}``."""
+    known = ("rate_limit", "server_error", "timeout", "overreach")
+    faults: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, _, value = part.partition("=")
+        if name not in known:
+            raise ConfigError(f"Unknown fault {name!r}.", hint=f"Use {', '.join(known)} as name=rate pairs.")
+        try:
+            rate = float(value)
+        except ValueError:
+            raise ConfigError(f"Fault {name} needs a rate between 0 and 1, got {value!r}.") from None
+        if not 0 <= rate <= 1:
+            raise ConfigError(f"Fault {name} needs a rate between 0 and 1, got {rate}.")
+        faults[name] = rate
+    return faults
+
+
+def llm_config(settings: Settings, *, offline: bool, model: str | None = None, latency_ms: int = 0,
+               faults: dict | None = None, seed: int = 1) -> dict:
+    """The JSON LLM config that travels with each job (never the API key)."""
+    if offline:
+        return {"model": defaults.OFFLINE_MODEL, "base_url": None, "offline": True, "latency_ms": latency_ms,
+                "faults": faults or {}, "seed": seed, "backoff_base": settings.backoff_base,
+                "context_window": settings.context_window or defaults.CONTEXT_WINDOW,
+                "request_timeout_s": defaults.LLM_REQUEST_TIMEOUT_S}
+    model = model or settings.model
+    if not model:
+        raise LLMConfigError("No model is configured for real AI players.",
+                             hint="Set TTRPG_MODEL (and OPENAI_API_KEY / OPENAI_BASE_URL), or pass --offline.")
+    if not settings.openai_api_key and not settings.openai_base_url:
+        raise LLMConfigError("OPENAI_API_KEY is not set.",
+                             hint="Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server), or pass --offline.")
+    return {"model": model, "base_url": settings.openai_base_url, "offline": False, "latency_ms": 0,
+            "faults": {}, "seed": seed, "backoff_base": settings.backoff_base,
+            "context_window": settings.context_window or defaults.CONTEXT_WINDOW,
+            "request_timeout_s": defaults.LLM_REQUEST_TIMEOUT_S}
+
+
+def start(*, session_id: str | None, campaign_id: str | None, party: dict, llm: dict, dm, ui=None,
+          dm_script: dict | None = None, max_turns: int | None = None, seed: int | None = None,
+          workers: int | None = None, worker_class: str | None = None, settings: Settings | None = None) -> dict:
+    """Create a session and drive it to its end (or Ctrl-C); returns the final state."""
+    from ttrpg import session
+    from ttrpg.connection import get_redis
+
+    settings = settings or get_settings()
+    redis = get_redis(settings)
+    sid = session.check_session_id(session_id or session.new_session_id())
+    spec = session.SessionSpec(session_id=sid, campaign_id=campaign_id or sid, party=party, llm=llm,
+                               seed=seed if seed is not None else random.randrange(1, 10**6),
+                               max_turns=max_turns, dm_script=dm_script)
+    initial = session.create(redis, spec)
+    return _drive(redis, sid, dm, ui, settings, initial, workers if workers is not None else len(party["players"]),
+                  worker_class)
+
+
+def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | None = None,
+           worker_class: str | None = None, settings: Settings | None = None) -> dict:
+    """Continue a session exactly where it stopped (its DM script, if it had one, continues too)."""
+    from ttrpg import session
+    from ttrpg.connection import get_redis
+    from ttrpg.dm import ScriptDM
+
+    settings = settings or get_settings()
+    redis = get_redis(settings)
+    sid = session_id or session.latest_session(redis)
+    meta = session.load_meta(redis, sid)
+    if meta.get("status") == "completed":
+        raise ConfigError(f"Session {sid!r} has already ended.", hint="Start a new one with `ttrpg play`.")
+    script = session.script_of(meta)
+    if dm is None:
+        if script:
+            dm = ScriptDM(script)
+        else:
+            from ttrpg.ui import KeyboardDM
+
+            dm = KeyboardDM()
+    return _drive(redis, sid, dm, ui, settings, None, workers if workers is not None else int(meta.get("players", 1)),
+                  worker_class)
+
+
+def _drive(redis, sid, dm, ui, settings, initial, workers, worker_class) -> dict:
+    from ttrpg import session
+    from ttrpg.ui import StoryUI
+
+    with session.SessionLock(redis, sid):
+        with session.workers_for(settings, workers, worker_class):
+            driver = session.Driver(redis, sid, dm, ui or StoryUI(), settings)
+            try:
+                return driver.run(initial)
+            except KeyboardInterrupt:
+                session.touch(redis, sid, status="paused")
+                raise
+
+
+def demo(*, session_id: str | None = None, turns: int = 3, players: int = 4, latency_ms: int = 0,
+         faults: dict | None = None, seed: int = 7, model: str | None = None, ui=None, workers: int | None = None,
+         worker_class: str | None = None, settings: Settings | None = None) -> dict:
+    """The built-in scripted session with the built-in crew (offline unless ``model`` is given)."""
+    from ttrpg.characters import default_party
+    from ttrpg.dm import ScriptDM, builtin_script
+
+    settings = settings or get_settings()
+    if not 1 <= players <= 4:
+        raise ConfigError(f"--players must be 1-4, got {players}.")
+    party = default_party().to_state()
+    party["players"] = party["players"][:players]
+    script = builtin_script()
+    llm = llm_config(settings, offline=model is None, model=model, latency_ms=latency_ms, faults=faults, seed=seed)
+    return start(session_id=session_id, campaign_id=None, party=party, llm=llm, dm=ScriptDM(script), ui=ui,
+                 dm_script=script, max_turns=turns, seed=seed, workers=workers, worker_class=worker_class,
+                 settings=settings)
