@@ -118,3 +118,20 @@ def test_play_without_key_says_what_to_do():
     result = run_cli("play", "--turns", "1", env={"OPENAI_API_KEY": "", "TTRPG_MODEL": "gpt-4o-mini"})
     assert result.returncode == 2
     assert "OPENAI_API_KEY" in result.stderr and "--offline" in result.stderr
+
+
+def test_lock_of_a_dead_process_on_this_host_is_taken_over(redis_client, session_id):
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    key = f"ttrpg:lock:{session_id}"
+    redis_client.set(key, f"{socket.gethostname()}:{dead.pid}:abcd", px=15000)
+    lock = SessionLock(redis_client, session_id)
+    lock.acquire()
+    assert redis_client.get(key).decode() == lock.token
+    lock.release()
+    redis_client.set(key, f"other-host:{dead.pid}:abcd", px=15000)  # elsewhere: we cannot tell, so refuse
+    with pytest.raises(SessionLocked):
+        SessionLock(redis_client, session_id).acquire()

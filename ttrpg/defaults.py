@@ -87,3 +87,12 @@ OFFLINE_MODEL = "ttrpg-offline"
 
 WARM_SPAWN = True
 """Spawn the next work horse while the worker is idle (see ttrpg.worker)."""
+
+JOB_MONITORING_INTERVAL_S = 10
+"""How often a worker heartbeats while its horse runs a job (RQ default 30). RQ keeps a
+running job's started-registry entry alive for this + 60 s, so a job whose worker *and*
+horse were SIGKILLed can be found abandoned about 70 s later instead of 90 s."""
+
+REDIS_RETRY_MAX_S = 5.0
+"""Longest wait between a worker's attempts to reach Redis again: a restarted Redis is
+served again within about this long (RQ's own cap is 60 s)."""

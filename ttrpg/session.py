@@ -100,6 +100,20 @@ _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPI
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
+_TAKE_OVER = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
+              "return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return false")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class SessionLock:
     """One driver per session: taken with ``SET NX PX``, renewed by a daemon thread."""
 
@@ -111,12 +125,24 @@ class SessionLock:
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
-        if not self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms):
+        if not self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms) and not self._take_over_dead_holder():
             holder = (self.redis.get(self.key) or b"?").decode()
             host, pid = (holder.split(":") + ["?", "?"])[:2]
             raise SessionLocked(f"Session {self.session_id!r} is open elsewhere (host {host}, pid {pid}).")
         self._thread = threading.Thread(target=self._renew, name=f"lock-{self.session_id}", daemon=True)
         self._thread.start()
+
+    def _take_over_dead_holder(self) -> bool:
+        """A lock held by a process of this host that no longer exists (kill -9) is stale:
+        take it at once instead of making the DM wait for it to expire."""
+        holder = self.redis.get(self.key)
+        if not holder:
+            return bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
+        host, _, rest = holder.decode().partition(":")
+        pid = rest.partition(":")[0]
+        if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+            return False
+        return bool(self.redis.eval(_TAKE_OVER, 1, self.key, holder, self.token, self.ttl_ms))
 
     def _renew(self) -> None:
         while not self._stop.wait(defaults.SESSION_LOCK_RENEW_S):

@@ -51,6 +51,8 @@ class Settings:
     context_window: int | None
     backoff_base: float
     warm_spawn: bool
+    worker_class: str = "warm"
+    worker_name: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -66,6 +68,8 @@ class Settings:
             context_window=int(ctx) if ctx and ctx.isdigit() else None,
             backoff_base=_float("TTRPG_BACKOFF_BASE", 1.0),
             warm_spawn=_bool("TTRPG_WARM_SPAWN", defaults.WARM_SPAWN),
+            worker_class=os.environ.get("TTRPG_WORKER_CLASS") or "warm",
+            worker_name=os.environ.get("TTRPG_WORKER_NAME") or None,
         )
 
 
