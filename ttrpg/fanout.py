@@ -81,7 +81,8 @@ def run_jobs(redis, queue_name: str, requests: dict[str, dict], *, session_id: s
             events.emit("job_reattached", f"{turn}:{phase}:{pid}:{attempt}", turn, phase=phase, player_id=pid,
                         attempt=attempt, job_id=jid, status=str(job.get_status(refresh=False) or ""))
         jobs[pid] = job
-    return FanoutResult(_wait(redis, queue, jobs, phase, timeout), enqueued, reattached)
+    results = _wait(redis, queue, jobs, phase, timeout)
+    return FanoutResult({pid: results[pid] for pid in requests}, enqueued, reattached)
 
 
 def _wait(redis, queue, jobs: dict, phase: str, timeout: float) -> dict[str, dict]:

@@ -145,7 +145,9 @@ def ask_players(state: TurnState, ctx: TurnContext, job_phase: str, attempt: int
     for pid, text in manual.items():
         if pid in messages_for:
             results[pid] = {"ok": True, "text": text, "manual": True, "prompt_tokens": 0, "completion_tokens": 0}
-    return results
+    # Party order, not completion order: the state (and every prompt built from it) must not
+    # depend on which worker finished first, or a replayed session would tell another story.
+    return {pid: results[pid] for pid in messages_for if pid in results}
 
 
 def _add_tokens(state: TurnState, results: dict[str, dict]) -> dict[str, int]:
