@@ -1,0 +1,239 @@
+"""``ttrpg bench``: the figures behind our speed claims, measured on your Redis and machine.
+
+Every figure is a median over repeated runs with its spread (p10-p90 or p50/p99), so a
+reader can tell a real difference from noise. Wall-clock speed is measured here, not
+asserted in unit tests (shared 2-core machines make timed tests flaky).
+
+Figures:
+
+* ``cli_startup``: ``ttrpg --help`` in a fresh process.
+* ``dispatch``: enqueue → job running, zero-work job, per worker class (warm/spawn/fork/simple).
+* ``fanout``: 4 players, 500 ms offline latency each, 4 warm workers: wall time and the ratio
+  to the ideal 500 ms (sequential would be 2000 ms).
+* ``checkpoint_put``: one RedisSaver checkpoint write with a realistic turn state, p50/p99.
+* ``turn_overhead``: one session, zero-latency model, 2 players: per-turn wall time at the
+  first turns and at the last turns (turn 100 in the full run), and their ratio.
+* ``resume``: time for ``ttrpg resume`` to load a session and be ready to ask the DM, at
+  turn 3 and at the last turn.
+* ``memory_query``: query latency with 10,000 memories in a campaign.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+from ttrpg.settings import Settings, get_settings
+
+
+def _stats(samples: list[float], digits: int = 1) -> dict:
+    s = sorted(samples)
+    pick = lambda q: s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]  # noqa: E731
+    return {"median": round(statistics.median(s), digits), "p10": round(pick(0.10), digits),
+            "p90": round(pick(0.90), digits), "n": len(s)}
+
+
+def cli_startup(runs: int = 10) -> dict:
+    exe = shutil.which("ttrpg")
+    argv = [exe, "--help"] if exe else [sys.executable, "-m", "ttrpg", "--help"]
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True)
+        samples.append((time.perf_counter() - t) * 1000)
+    return {"unit": "ms", **_stats(samples)}
+
+
+def dispatch(classes=("warm", "spawn", "fork", "simple"), n: int = 15, settings: Settings | None = None) -> dict:
+    from ttrpg.worker import measure_dispatch
+
+    return {cls: measure_dispatch(cls, n, settings) for cls in classes}
+
+
+def fanout(players: int = 4, latency_ms: int = 500, runs: int = 5, settings: Settings | None = None) -> dict:
+    from ttrpg.connection import get_redis
+    from ttrpg.fanout import run_jobs
+    from ttrpg.play import llm_config
+    from ttrpg.worker import local_workers
+
+    settings = settings or get_settings()
+    redis = get_redis(settings)
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    llm = llm_config(settings, offline=True, latency_ms=latency_ms, seed=1)
+    walls = []
+    with local_workers(players, [queue], "warm", settings):
+        for run in range(runs + 1):
+            sid = f"bench-fanout-{uuid.uuid4().hex[:8]}"
+            reqs = {f"p{i}": {"session_id": sid, "campaign_id": sid, "turn": 1, "phase": "intent",
+                              "player_id": f"p{i}", "attempt": 1, "llm": llm, "max_tokens": 60,
+                              "messages": [{"role": "user", "content": f"Player {i}: what now?"}]}
+                    for i in range(1, players + 1)}
+            t = time.perf_counter()
+            run_jobs(redis, queue, reqs, session_id=sid, turn=1, phase="intent", attempt=1)
+            if run:  # the first run warms the workers' horses and connections
+                walls.append((time.perf_counter() - t) * 1000)
+            _forget_session(redis, sid)
+            time.sleep(0.8)  # let every worker have its next horse ready, as between phases
+    stats = _stats(walls)
+    return {"players": players, "latency_ms": latency_ms, "wall_ms": stats,
+            "ratio_to_ideal": round(stats["median"] / latency_ms, 2),
+            "sequential_ms": players * latency_ms,
+            "ratio_to_sequential": round(stats["median"] / (players * latency_ms), 2)}
+
+
+def checkpoint_put(n: int = 200, settings: Settings | None = None) -> dict:
+    from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
+
+    from ttrpg.characters import default_party
+    from ttrpg.connection import get_redis
+    from ttrpg.graph import make_saver
+
+    saver = make_saver(get_redis(settings or get_settings()))
+    thread = f"bench-ckpt-{uuid.uuid4().hex[:8]}"
+    state = {"party": default_party().to_state(), "history": ["Turn %d: " % i + "x" * 400 for i in range(30)],
+             "narration": "y" * 600}
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+    samples = []
+    ckpt = empty_checkpoint()
+    for i in range(n):
+        ckpt = create_checkpoint(ckpt, None, i)
+        ckpt["channel_values"] = dict(state, turn=i)
+        t = time.perf_counter()
+        config = saver.put(config, ckpt, {"source": "loop", "step": i, "parents": {}}, {})
+        samples.append((time.perf_counter() - t) * 1000)
+    saver.delete_thread(thread)
+    s = sorted(samples)
+    return {"unit": "ms", "p50": round(statistics.median(s), 2), "p99": round(s[int(0.99 * (len(s) - 1))], 2),
+            "n": n}
+
+
+class _StopAt:
+    """A script DM that pauses the session (as Ctrl-C would) at a given turn's narration."""
+
+    def __init__(self, script: dict, stop_turn: int):
+        from ttrpg.dm import ScriptDM
+
+        self.inner, self.stop_turn = ScriptDM(script), stop_turn
+
+    def ask(self, question, state):
+        if question["kind"] == "narration" and question["turn"] >= self.stop_turn:
+            raise KeyboardInterrupt
+        return self.inner.ask(question, state)
+
+
+class _Quiet:
+    def session_header(self, *a): pass
+    def question(self, *a): pass
+    def step(self, *a): pass
+    def failure(self, *a): pass
+    def session_end(self, *a): pass
+
+
+def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | None = None) -> dict:
+    """One long session, zero-latency model: per-turn wall time early vs late, and resume cost."""
+    from ttrpg import events, play
+    from ttrpg.characters import default_party
+    from ttrpg.connection import get_redis
+    from ttrpg.dm import builtin_script
+    from ttrpg.session import Driver
+    from ttrpg.worker import local_workers
+
+    settings = settings or get_settings()
+    redis = get_redis(settings)
+    party = default_party().to_state()
+    party["players"] = party["players"][:players]
+    script = builtin_script()
+    sid = f"bench-turns-{uuid.uuid4().hex[:8]}"
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    settings_q = Settings(**{**settings.__dict__, "queue": queue})
+    llm = play.llm_config(settings_q, offline=True, seed=3)
+    resume_ms: dict[str, float] = {}
+    with local_workers(players, [queue], "warm", settings_q):
+        try:
+            play.start(session_id=sid, campaign_id=sid, party=party, llm=llm, dm=_StopAt(script, 3), ui=_Quiet(),
+                       dm_script=script, max_turns=turns, seed=3, workers=0, settings=settings_q)
+        except KeyboardInterrupt:
+            pass
+        resume_ms["turn_3"] = _resume_cost(redis, sid, settings_q)
+        try:
+            play.resume(sid, dm=_StopAt(script, turns), ui=_Quiet(), workers=0, settings=settings_q)
+        except KeyboardInterrupt:
+            pass
+        resume_ms[f"turn_{turns}"] = _resume_cost(redis, sid, settings_q)
+    done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
+    from datetime import datetime
+
+    stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in done]
+    per_turn = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+    k = max(3, min(5, len(per_turn) // 4))
+    early, late = _stats(per_turn[:k]), _stats(per_turn[-k:])
+    storage = _checkpoint_bytes(redis, sid)
+    _forget_session(redis, sid)
+    return {
+        "turn_overhead": {"turns": turns, "players": players, "early_turns_ms": early, "late_turns_ms": late,
+                          "ratio_late_to_early": round(late["median"] / early["median"], 2),
+                          "checkpoint_storage_bytes": storage},
+        "resume": {"unit": "ms", **{k2: round(v, 1) for k2, v in resume_ms.items()}},
+    }
+
+
+def _resume_cost(redis, sid: str, settings: Settings, runs: int = 5) -> float:
+    """Median time to build the driver and load the session's pending question."""
+    from ttrpg.session import Driver
+
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        driver = Driver(redis, sid, None, _Quiet(), settings)
+        snap = driver.state()
+        assert snap.interrupts or snap.next
+        samples.append((time.perf_counter() - t) * 1000)
+    return statistics.median(samples)
+
+
+def _checkpoint_bytes(redis, sid: str) -> int:
+    total = 0
+    for pattern in (f"checkpoint:{sid}:*", f"checkpoint_write:{sid}:*"):
+        for key in redis.scan_iter(match=pattern, count=500):
+            total += redis.memory_usage(key) or 0
+    return total
+
+
+def _forget_session(redis, sid: str) -> None:
+    from ttrpg.constants import EVENTS_SEEN, EVENTS_STREAM, SESSION_KEY, SESSIONS_INDEX
+
+    redis.delete(EVENTS_STREAM.format(session_id=sid), EVENTS_SEEN.format(session_id=sid),
+                 SESSION_KEY.format(session_id=sid))
+    redis.zrem(SESSIONS_INDEX, sid)
+
+
+def memory_query(n: int = 10_000, settings: Settings | None = None) -> dict | None:
+    from ttrpg import memory
+    from ttrpg.connection import get_redis
+
+    bench = getattr(memory, "bench_query", None)
+    return bench(get_redis(settings or get_settings()), n=n) if bench else None
+
+
+def run(quick: bool = False, settings: Settings | None = None, progress=None) -> dict:
+    """All figures; ``quick`` shrinks repetitions and the long session (for tests and CI)."""
+    settings = settings or get_settings()
+    say = progress or (lambda msg: None)
+    out: dict = {"quick": quick, "python": sys.version.split()[0]}
+    say("CLI start-up")
+    out["cli_startup"] = cli_startup(3 if quick else 10)
+    say("dispatch overhead per worker class")
+    out["dispatch"] = dispatch(n=4 if quick else 15, settings=settings)
+    say("fan-out efficiency")
+    out["fanout"] = fanout(runs=2 if quick else 5, settings=settings)
+    say("checkpoint writes")
+    out["checkpoint_put"] = checkpoint_put(40 if quick else 200, settings)
+    say("turn overhead and resume (one long session)")
+    out.update(turns_and_resume(turns=8 if quick else 100, settings=settings))
+    say("memory query latency")
+    out["memory_query"] = memory_query(1_000 if quick else 10_000, settings)
+    return out

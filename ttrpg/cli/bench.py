@@ -1,0 +1,87 @@
+"""``ttrpg bench`` and ``ttrpg drill``: measure speed, prove that nothing is lost."""
+
+from __future__ import annotations
+
+import typer
+
+
+def bench(
+    json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer repetitions and a short session (about a minute)."),
+) -> None:
+    """Measure start-up, job dispatch per worker class, fan-out, checkpoints, turn overhead, resume, memory."""
+    from ttrpg import bench as lib
+    from ttrpg.console import err, out, print_json
+
+    with err().status("benchmarking...") as status:
+        figures = lib.run(quick=quick, progress=lambda msg: status.update(f"benchmarking: {msg}"))
+    if json_out:
+        print_json(figures)
+        return
+    out().print(render(figures))
+
+
+def render(f: dict):
+    from rich.table import Table
+
+    t = Table(title="ttrpg bench" + (" (quick)" if f.get("quick") else ""))
+    for col in ("figure", "median", "spread", "note"):
+        t.add_column(col)
+    s = f["cli_startup"]
+    t.add_row("CLI start-up (--help)", f"{s['median']} ms", f"p10 {s['p10']} / p90 {s['p90']}", f"n={s['n']}")
+    for cls, d in f["dispatch"].items():
+        note = f"horse ready {d['horse_ready_ms']} ms, horse RSS {d['horse_rss_kb'] // 1024} MB" \
+            if d.get("horse_rss_kb") else ""
+        t.add_row(f"dispatch: {cls}", f"{d['median_ms']} ms", f"p10 {d['p10_ms']} / p90 {d['p90_ms']}", note)
+    fo = f["fanout"]
+    t.add_row(f"fan-out {fo['players']}x{fo['latency_ms']} ms", f"{fo['wall_ms']['median']} ms",
+              f"p10 {fo['wall_ms']['p10']} / p90 {fo['wall_ms']['p90']}",
+              f"{fo['ratio_to_ideal']}x ideal, {fo['ratio_to_sequential']}x sequential")
+    c = f["checkpoint_put"]
+    t.add_row("checkpoint write", f"{c['p50']} ms", f"p99 {c['p99']}", f"n={c['n']}")
+    to = f["turn_overhead"]
+    t.add_row(f"turn overhead, first turns", f"{to['early_turns_ms']['median']} ms",
+              f"p10 {to['early_turns_ms']['p10']} / p90 {to['early_turns_ms']['p90']}", f"{to['players']} players")
+    t.add_row(f"turn overhead, turns up to {to['turns']}", f"{to['late_turns_ms']['median']} ms",
+              f"p10 {to['late_turns_ms']['p10']} / p90 {to['late_turns_ms']['p90']}",
+              f"ratio {to['ratio_late_to_early']}")
+    r = f["resume"]
+    for k, v in r.items():
+        if k != "unit":
+            t.add_row(f"resume at {k.replace('_', ' ')}", f"{v} ms", "", "")
+    m = f.get("memory_query")
+    if m:
+        t.add_row(f"memory query ({m.get('memories', m.get('n'))} memories)", f"{m['median_ms']} ms",
+                  f"p95 {m['p95_ms']}", "")
+    return t
+
+
+def drill(
+    trials: int = typer.Option(20, "--trials", help="Number of fault trials."),
+    seed: int = typer.Option(1, "--seed", help="Seed for the fault schedule and the demo sessions."),
+    turns: int = typer.Option(2, "--turns", help="Turns per drill session."),
+    json_out: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
+) -> None:
+    """Play seeded sessions while killing the DM, workers and Redis, and injecting LLM faults."""
+    from ttrpg import drill as lib
+    from ttrpg.console import err, out, print_json
+
+    with err().status("drilling...") as status:
+        result = lib.run(trials=trials, seed=seed, turns=turns, progress=lambda m: status.update(m))
+    if json_out:
+        print_json(result)
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"ttrpg drill: {result['passed']}/{result['trials'] - result['skipped']} passed, "
+                        f"{result['turns_lost']} turns lost, {result['duplicated_llm_calls']} duplicated LLM calls")
+        for col in ("kind", "seed", "detail", "passed", "turns lost", "dup calls", "retries"):
+            t.add_column(col)
+        for r in result["results"]:
+            t.add_row(r["kind"], str(r["seed"]), r.get("detail") or r.get("skipped", ""), str(r.get("passed", "-")),
+                      str(r.get("turns_lost", "")), str(r.get("duplicated_llm_calls", "")),
+                      str(r.get("llm_retries", "")))
+        out().print(t)
+    ran = result["trials"] - result["skipped"]
+    if result["passed"] != ran:
+        raise typer.Exit(1)
