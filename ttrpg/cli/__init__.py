@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ttrpg import __version__
-from ttrpg.cli import characters, play, server, sessions, worker
+from ttrpg.cli import bench, characters, play, server, sessions, worker
 
 app = typer.Typer(
     name="ttrpg",
@@ -49,6 +49,8 @@ app.command()(sessions.status)
 app.add_typer(server.app, name="redis")
 app.add_typer(characters.app, name="characters")
 app.command("worker")(worker.worker)
+app.command()(bench.bench)
+app.command()(bench.drill)
 
 
 def report_error(exc: BaseException) -> int:
