@@ -159,11 +159,13 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
         except KeyboardInterrupt:
             pass
         resume_ms["turn_3"] = _resume_cost(redis, sid, settings_q)
+        storage = {"turn_3": _checkpoint_bytes(redis, sid)}
         try:
             play.resume(sid, dm=_StopAt(script, turns), ui=_Quiet(), workers=0, settings=settings_q)
         except KeyboardInterrupt:
             pass
         resume_ms[f"turn_{turns}"] = _resume_cost(redis, sid, settings_q)
+        storage[f"turn_{turns}"] = _checkpoint_bytes(redis, sid)
     done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
     from datetime import datetime
 
@@ -171,7 +173,6 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
     per_turn = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
     k = max(3, min(5, len(per_turn) // 4))
     early, late = _stats(per_turn[:k]), _stats(per_turn[-k:])
-    storage = _checkpoint_bytes(redis, sid)
     _forget_session(redis, sid)
     return {
         "turn_overhead": {"turns": turns, "players": players, "early_turns_ms": early, "late_turns_ms": late,

@@ -33,3 +33,10 @@ DEFAULT_QUEUE = "ttrpg"
 
 #: Modules the checkpointer needs, as ``MODULE LIST`` names them.
 REQUIRED_MODULES = {"ReJSON": "RedisJSON", "search": "RediSearch"}
+
+#: Hash of a campaign's known entities (NPCs, places, items): lower-case name -> JSON
+#: ``{"name", "session_id", "turn", "kind"}`` of its first sighting (ttrpg.memory).
+MEMORY_ENTITIES = PREFIX + ":memory-entities:{campaign_id}"
+#: Hash of a campaign's memory clock: ``max`` (latest campaign turn) and ``s:<session_id>``
+#: (the session's offset), so memory age counts turns across sessions (ttrpg.memory).
+MEMORY_CLOCK = PREFIX + ":memory-clock:{campaign_id}"

@@ -96,3 +96,60 @@ horse were SIGKILLed can be found abandoned about 70 s later instead of 90 s."""
 REDIS_RETRY_MAX_S = 5.0
 """Longest wait between a worker's attempts to reach Redis again: a restarted Redis is
 served again within about this long (RQ's own cap is 60 s)."""
+
+# --- memory (ttrpg.memory) ---
+
+MEMORY_DM_CONFIDENCE = 1.0
+"""Base confidence of what the DM narrated or decided: the game's ground truth."""
+
+MEMORY_PLAYER_CONFIDENCE = 0.8
+"""Base confidence of a player layer's own intents and plans (0.7-0.9: meant, not yet true)."""
+
+MEMORY_CHARACTER_CONFIDENCE = 0.6
+"""Base confidence of a character's own actions and reactions (0.5-0.7: a subjective view)."""
+
+MEMORY_DECISION_CONFIDENCE = 0.9
+"""Base confidence of a party decision (the consensus plan): players' words, but agreed by the table."""
+
+MEMORY_SUMMARY_CONFIDENCE = 0.9
+"""Base confidence of recaps (every N turns, end of scene, end of session): compiled, so a bit below the DM."""
+
+MEMORY_HALF_LIFE_TURNS = 50
+"""Turns after which a party or player memory counts half (effective confidence decays at query time)."""
+
+MEMORY_CHARACTER_HALF_LIFE_TURNS = 15
+"""Half-life of character-layer memories: in-the-moment impressions fade faster than facts and plans."""
+
+MEMORY_DECAY_FLOOR = 0.2
+"""Decay never takes a memory below this share of its base confidence: old facts stay recallable."""
+
+MEMORY_QUERY_LIMIT = 10
+"""Results of ``ttrpg memory query`` / ``memory.query`` unless asked otherwise."""
+
+MEMORY_QUERY_TOKEN_BUDGET = 800
+"""Estimated tokens of memory text one query returns at most."""
+
+MEMORY_RECALL_LIMIT = 6
+"""Memory lines one layer of one AI gets per turn (a small model's prompt has little room)."""
+
+MEMORY_RECALL_TOKEN_BUDGET = 250
+"""Estimated tokens of memory lines one layer of one AI gets per turn."""
+
+MEMORY_LINE_CHARS = 300
+"""A recalled memory longer than this is cut in the prompt line (recaps can be long)."""
+
+MEMORY_SUMMARY_EVERY = 10
+"""Store a recap of recent history every this many turns."""
+
+MEMORY_SUMMARY_CHARS = 1500
+"""Length cap of a periodic or end-of-scene recap."""
+
+MEMORY_SESSION_SUMMARY_CHARS = 3000
+"""Length cap of an end-of-session recap."""
+
+MEMORY_MIN_CANDIDATES = 40
+MEMORY_MAX_CANDIDATES = 200
+"""How many best text matches a query re-ranks by confidence (4 x limit, within these bounds)."""
+
+MEMORY_INDEX_WAIT_S = 10.0
+"""How long a process waits for RediSearch to finish (re)indexing memories after a restart."""

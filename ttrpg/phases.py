@@ -260,7 +260,8 @@ def _action_messages(state: TurnState, p: dict, round_no: int, violations: list[
     return prompts.character_action_messages(p, state["party"]["ship"], state["narration"], directive,
                                              _whispers(state, pid, "character"), state.get("history") or [],
                                              attempt=round_no, violations=violations,
-                                             extra_instructions=validation.strict_instructions(round_no))
+                                             extra_instructions=validation.strict_instructions(round_no),
+                                             character_memories=_memories(state, pid, "character"))
 
 
 @phase("character_action")
@@ -435,7 +436,8 @@ def character_reaction(state: TurnState, ctx: TurnContext, attempt: int) -> dict
     ship = state["party"]["ship"]
     msgs = {p["id"]: prompts.character_reaction_messages(p, ship, state["narration"], state.get("outcome") or "",
                                                         _whispers(state, p["id"], "character"),
-                                                        state.get("history") or [])
+                                                        state.get("history") or [],
+                                                        character_memories=_memories(state, p["id"], "character"))
             for p in active_players(state)}
     results = ask_players(state, ctx, "reaction", attempt, msgs, max_tokens=200, manual_phase="character_reaction")
     return {"reactions": {pid: _clean(state, pid, r) for pid, r in results.items()},
@@ -444,6 +446,9 @@ def character_reaction(state: TurnState, ctx: TurnContext, attempt: int) -> dict
 
 @phase("memory_storage")
 def memory_storage(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
+    from ttrpg import memory
+
+    memory.store_turn(ctx, state)
     turn = state["turn"]
     line = summarize_turn(state)
     history = (list(state.get("history") or []) + [line])[-HISTORY_KEPT:]

@@ -385,7 +385,8 @@ def laser_feelings_question_messages(entry: Mapping[str, Any], ship: Mapping[str
 # --------------------------------------------------------------------------- character layer
 #
 # Nothing below may take or render: player whispers, the player's name/goal/traits,
-# memories of the player, or table talk.
+# memories of the player layer, or table talk. ``character_memories`` are the character
+# layer's own (party and character scopes only: see ttrpg.memory.recall_for_turn).
 
 _CHAR_INTRO = """\
 You are {char}, a character in a game of Lasers & Feelings, a light science-fiction tabletop \
@@ -395,7 +396,7 @@ role-playing game run by a human Game Master (GM). You speak and act only as {ch
 def character_action_messages(entry: Mapping[str, Any], ship: Mapping[str, Any] | None, narration: str,
                               directive: str, character_whispers: Sequence[str], history: Sequence[str],
                               attempt: int = 1, violations: Sequence[str] = (),
-                              extra_instructions: str = "") -> list[Message]:
+                              extra_instructions: str = "", character_memories: Sequence[str] = ()) -> list[Message]:
     """Character layer: what the character attempts now, in character, intent only.
 
     ``attempt`` counts from 1; from attempt 2 on, the reasons the last reply was rejected
@@ -427,6 +428,7 @@ def character_action_messages(entry: Mapping[str, Any], ship: Mapping[str, Any] 
     sections = [
         _section(SEC_NARRATION, narration),
         _section(SEC_HISTORY, history),
+        _section(SEC_MEMORIES, character_memories),
         _section(SEC_CHAR_WHISPERS, character_whispers),
         _section(SEC_DIRECTIVE, directive, empty="(no directive: choose for yourself)"),
     ]
@@ -439,7 +441,7 @@ def character_action_messages(entry: Mapping[str, Any], ship: Mapping[str, Any] 
 
 def character_reaction_messages(entry: Mapping[str, Any], ship: Mapping[str, Any] | None, narration: str,
                                 outcome: str, character_whispers: Sequence[str],
-                                history: Sequence[str]) -> list[Message]:
+                                history: Sequence[str], character_memories: Sequence[str] = ()) -> list[Message]:
     """Character layer: an in-character reaction to the GM's outcome; no new action."""
     c = _character(entry)
     system = _system(
@@ -455,6 +457,7 @@ def character_reaction_messages(entry: Mapping[str, Any], ship: Mapping[str, Any
         _section(SEC_NARRATION, narration),
         _section(SEC_OUTCOME, outcome),
         _section(SEC_HISTORY, history),
+        _section(SEC_MEMORIES, character_memories),
         _section(SEC_CHAR_WHISPERS, character_whispers),
         _section(SEC_REPLY, f"In character, one to three sentences: {c['name']}'s reaction. No new action."),
     )

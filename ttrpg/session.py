@@ -266,6 +266,9 @@ class Driver:
         finally:
             self.mirror.sync()
         final = self.state().values
+        from ttrpg import memory
+
+        memory.store_session_end(self.ctx, final)
         self.events.emit("session_ended", "end", final.get("turn"), turns_played=final.get("turn", 1) - 1)
         self.mirror.sync()
         touch(self.redis, self.session_id, status="completed", phase="ended")

@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ttrpg import __version__
-from ttrpg.cli import bench, characters, play, server, sessions, worker
+from ttrpg.cli import bench, characters, memory, play, server, sessions, worker
 
 app = typer.Typer(
     name="ttrpg",
@@ -48,6 +48,7 @@ app.command()(sessions.sessions)
 app.command()(sessions.status)
 app.add_typer(server.app, name="redis")
 app.add_typer(characters.app, name="characters")
+app.add_typer(memory.app, name="memory")
 app.command("worker")(worker.worker)
 app.command()(bench.bench)
 app.command()(bench.drill)

@@ -45,6 +45,8 @@ def render(f: dict):
     t.add_row(f"turn overhead, turns up to {to['turns']}", f"{to['late_turns_ms']['median']} ms",
               f"p10 {to['late_turns_ms']['p10']} / p90 {to['late_turns_ms']['p90']}",
               f"ratio {to['ratio_late_to_early']}")
+    for k, v in to["checkpoint_storage_bytes"].items():
+        t.add_row(f"checkpoint storage at {k.replace('_', ' ')}", f"{v / 1024:.0f} KiB", "", "pruned each turn")
     r = f["resume"]
     for k, v in r.items():
         if k != "unit":

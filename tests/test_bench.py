@@ -1,0 +1,42 @@
+"""``ttrpg bench --quick`` and ``ttrpg drill`` run for real and report every figure.
+
+No wall-clock thresholds here: the figures are checked for shape and sanity (positive,
+ordered percentiles); the README quotes a full run.
+"""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_cli
+
+
+def test_bench_quick_reports_every_figure():
+    result = run_cli("bench", "--quick", "--json", timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    f = json.loads(result.stdout)
+    assert f["cli_startup"]["median"] > 0
+    assert set(f["dispatch"]) == {"warm", "spawn", "fork", "simple"}
+    for d in f["dispatch"].values():
+        assert 0 < d["p10_ms"] <= d["median_ms"] <= d["p90_ms"]
+    assert f["dispatch"]["warm"]["horse_rss_kb"] > 0
+    fan = f["fanout"]
+    assert fan["players"] == 4 and fan["wall_ms"]["median"] >= fan["latency_ms"]
+    assert f["checkpoint_put"]["p50"] > 0 and f["checkpoint_put"]["p99"] >= f["checkpoint_put"]["p50"]
+    turns = f["turn_overhead"]
+    assert turns["early_turns_ms"]["median"] > 0 and turns["late_turns_ms"]["median"] > 0
+    assert turns["checkpoint_storage_bytes"]["turn_3"] > 0
+    assert set(f["resume"]) >= {"unit", "turn_3"}
+    assert f["memory_query"] is None or f["memory_query"]["median_ms"] > 0
+
+
+def test_drill_runs_one_trial_of_each_kind_and_loses_nothing():
+    result = run_cli("drill", "--trials", "4", "--json", timeout=1200)
+    out = json.loads(result.stdout)
+    assert {r["kind"] for r in out["results"]} == {"dm_kill", "worker_kill", "redis_restart", "llm_faults"}
+    failures = [r for r in out["results"] if not r.get("passed") and "skipped" not in r]
+    assert not failures, failures
+    assert out["turns_lost"] == 0 and out["duplicated_llm_calls"] == 0
+    assert result.returncode == 0
+    faults = next(r for r in out["results"] if r["kind"] == "llm_faults")
+    assert faults["llm_retries"] > 0  # the faults really happened and were retried
