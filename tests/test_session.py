@@ -135,3 +135,31 @@ def test_lock_of_a_dead_process_on_this_host_is_taken_over(redis_client, session
     redis_client.set(key, f"other-host:{dead.pid}:abcd", px=15000)  # elsewhere: we cannot tell, so refuse
     with pytest.raises(SessionLocked):
         SessionLock(redis_client, session_id).acquire()
+
+
+def test_player_whisper_never_reaches_a_character_prompt(fleet, redis_client, session_id):
+    """Inspect the prompts the jobs actually carried: the secret is in p1's player-layer
+    prompts and in no character-layer prompt of anyone."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    from ttrpg.fanout import job_id
+
+    secret = "The quartermaster is secretly a Consortium spy named Orlo"
+    script = builtin_script()
+    script["turns"] = [dict(script["turns"][0], whispers=[{"to": "p1", "layer": "player", "text": secret}])]
+    _play(session_id, players=2, turns=1, script=script)
+    prompts_by_phase = {}
+    for phase in ("discussion-r1", "intent", "action-v1", "action-v2", "action-v3", "reaction"):
+        for pid in ("p1", "p2"):
+            job = Job.fetch_many([job_id(session_id, 1, phase, pid, 1)], connection=redis_client,
+                                 serializer=JSONSerializer)[0]
+            if job is not None:
+                text = " ".join(m["content"] for m in job.args[0]["messages"])
+                prompts_by_phase[(phase, pid)] = text
+    assert secret in prompts_by_phase[("intent", "p1")]
+    assert secret not in prompts_by_phase[("intent", "p2")]
+    character = {k: v for k, v in prompts_by_phase.items() if k[0].startswith(("action", "reaction"))}
+    assert {("action-v1", "p1"), ("reaction", "p1")} <= set(character)
+    assert all(secret not in text for text in character.values())
+    assert all("Orlo" not in text for text in character.values())
