@@ -1,11 +1,14 @@
 """Party consensus from out-of-character table talk.
 
-Each discussion round every player says something, names the plan they propose and
-votes ``agree`` or ``disagree`` with the plan the table is converging on. A round is:
+Each discussion round every player says something, names the plan they back (a short
+label) and votes ``agree`` or ``disagree``. A player supports the round's leading plan (the
+label most players back) when they back that label and did not vote ``disagree``. A round is:
 
-* **unanimous**: everyone agrees;
-* **majority**: more than half agree (the dissenters are noted);
+* **unanimous**: everyone supports the leading plan;
+* **majority**: more than half do (the dissenters are noted);
 * **conflicted**: otherwise, and the table talks again.
+
+Agreeing in words while each backing a different plan is not consensus: the labels decide.
 
 After :data:`MAX_ROUNDS` conflicted rounds (or :data:`ttrpg.defaults.DISCUSSION_MAX_S`), a
 vote decides: the plan most players last proposed wins.
@@ -13,7 +16,6 @@ vote decides: the plan most players last proposed wins.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 from ttrpg import defaults
@@ -22,8 +24,9 @@ MAX_ROUNDS = defaults.DISCUSSION_MAX_ROUNDS
 
 
 def _label(plan: str) -> str:
-    words = re.findall(r"[a-z0-9']+", (plan or "").lower())
-    return " ".join(words[:6])
+    from ttrpg.prompts import plan_label_key
+
+    return plan_label_key(plan or "")
 
 
 def _plan(entries: list[dict]) -> str:
@@ -37,7 +40,10 @@ def _plan(entries: list[dict]) -> str:
 def detect(entries: list[dict], round_no: int) -> dict:
     """Consensus state of one round's entries (``{"player", "proposal", "vote"}``)."""
     n = len(entries)
-    agree = [e["player"] for e in entries if str(e.get("vote", "")).lower().startswith("agree")]
+    plan = _plan(entries)
+    key = _label(plan)
+    agree = [e["player"] for e in entries
+             if _label(e.get("proposal", "")) == key and not str(e.get("vote", "")).lower().startswith("disagree")]
     dissent = [e["player"] for e in entries if e["player"] not in agree]
     if n and len(agree) == n:
         state = "unanimous"
@@ -45,7 +51,7 @@ def detect(entries: list[dict], round_no: int) -> dict:
         state = "majority"
     else:
         state = "conflicted"
-    return {"state": state, "plan": _plan(entries), "dissent": dissent, "rounds": round_no,
+    return {"state": state, "plan": plan, "dissent": dissent, "rounds": round_no,
             "agree": len(agree), "players": n}
 
 

@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ttrpg import __version__
-from ttrpg.cli import bench, characters, memory, play, server, sessions, worker
+from ttrpg.cli import bench, characters, memory, play, server, sessions, worker, workers
 
 app = typer.Typer(
     name="ttrpg",
@@ -50,6 +50,7 @@ app.add_typer(server.app, name="redis")
 app.add_typer(characters.app, name="characters")
 app.add_typer(memory.app, name="memory")
 app.command("worker")(worker.worker)
+app.add_typer(workers.app, name="workers")
 app.command()(bench.bench)
 app.command()(bench.drill)
 
