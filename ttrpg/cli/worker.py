@@ -19,24 +19,31 @@ def worker(
                                      help="Queue to serve; repeat for several (default: $TTRPG_QUEUE or 'ttrpg')."),
     burst: bool = typer.Option(False, "--burst", help="Run the jobs already queued, then exit."),
     worker_class: WorkerClass = typer.Option(
-        WorkerClass.warm, "--worker-class", "-w", case_sensitive=False,
+        None, "--worker-class", "-w", case_sensitive=False, show_default=False,
         help=("How jobs are isolated, and what it costs per job (dispatch = enqueue to job running). "
               "warm (default): a fresh interpreter per job, spawned ahead of time with the job module and "
               "openai imported: ~10 ms dispatch; holds one waiting interpreter (~65 MB). "
               "spawn: a fresh interpreter started when the job arrives: ~0.15 s plus the job's imports "
               "(openai ~0.5 s) per job. "
               "fork: a fork of the worker, which preloads the job module: ~15 ms; jobs inherit its state. "
-              "simple: jobs run inside the worker process: ~3 ms; no isolation between jobs.")),
-    name: str = typer.Option(None, "--name", help="Worker name as RQ shows it (default: a random id)."),
+              "simple: jobs run inside the worker process: ~3 ms; no isolation between jobs. "
+              "Default: $TTRPG_WORKER_CLASS or warm.")),
+    name: str = typer.Option(None, "--name", help="Worker name as RQ shows it (default: $TTRPG_WORKER_NAME or a random id)."),
 ) -> None:
     """Run an RQ worker for ttrpg's AI-player jobs until SIGTERM/Ctrl+C.
 
     The first SIGTERM or Ctrl+C finishes the job in flight and exits 0; a second one kills it.
     Only ttrpg's own job functions are executed; jobs naming anything else are refused.
-    Reads TTRPG_REDIS_URL (default: the embedded Redis), OPENAI_API_KEY, OPENAI_BASE_URL,
+    Reads TTRPG_REDIS_URL (default: the embedded Redis), TTRPG_QUEUE (comma-separated for
+    several), TTRPG_WORKER_CLASS, TTRPG_WORKER_NAME, OPENAI_API_KEY, OPENAI_BASE_URL,
     TTRPG_MODEL and TTRPG_WARM_SPAWN (0 = spawn each horse only when its job arrives).
     """
+    from ttrpg.settings import get_settings
     from ttrpg.worker import run_worker
 
-    code = run_worker(queues or None, worker_class=worker_class.value, burst=burst, name=name)
+    settings = get_settings()
+    if not queues:
+        queues = [q.strip() for q in settings.queue.split(",") if q.strip()]
+    cls = worker_class.value if worker_class else settings.worker_class
+    code = run_worker(queues, worker_class=cls, burst=burst, name=name or settings.worker_name, settings=settings)
     raise typer.Exit(code)
