@@ -32,7 +32,8 @@ def normalized(log: list[dict], session_id: str) -> list[tuple]:
         if e["event_type"] in RESUME_ONLY:
             continue
         fields = {k: v for k, v in e.items() if k not in VOLATILE and k != "session_id" and k != "campaign_id"}
-        out.append((e["event_type"], e["event_id"], repr(sorted(fields.items())).replace(session_id, "SID")))
+        out.append((e["event_type"], e["event_id"].replace(session_id, "SID"),
+                    repr(sorted(fields.items())).replace(session_id, "SID")))
     return sorted(out)
 
 
