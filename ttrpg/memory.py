@@ -660,12 +660,15 @@ def query(redis, campaign_id: str, text: str, *, scopes: list[str] | None,
     if not rows:
         return []
     now = campaign_now(redis, campaign_id) if now_turn is None else int(now_turn)
-    top = max(score for _, score, _ in rows) or 1.0
     results = []
     for _, score, doc in rows:
         if not doc:
             continue
-        text_rel = score / top if terms else 0.0
+        # Relevance is computed here from the document, not taken from BM25: BM25's term
+        # statistics span the whole index (every campaign), so the same campaign would rank
+        # its memories differently as others grow, and a replayed session would hear another
+        # story. RediSearch finds the candidates; the order depends on them alone.
+        text_rel = _term_overlap(terms, doc.get("text", "")) if terms else 0.0
         if qents:
             ent_rel = len(set(qents) & set(doc.get("entity_keys") or [])) / len(qents)
             rel = 0.5 * text_rel + 0.5 * ent_rel if terms else ent_rel
@@ -674,8 +677,16 @@ def query(redis, campaign_id: str, text: str, *, scopes: list[str] | None,
         rel = max(rel, 0.05)
         conf = effective_confidence(doc, now)
         results.append(_public(doc, conf, rel))
-    results.sort(key=lambda m: (m["score"], m.get("cturn", 0), m.get("created_at", 0)), reverse=True)
+    results.sort(key=lambda m: (-m["score"], -(m.get("cturn") or 0), m.get("id") or ""))
     return _within_budget(results, limit, token_budget)
+
+
+def _term_overlap(terms: list[str], text: str) -> float:
+    """Share of the query's terms found among the document's words (prefix match, so
+    "freighter" finds "freighters")."""
+    words = set(query_terms(text)) | {w for w in _TERM_RE.findall(text.casefold())}
+    hits = sum(1 for t in terms if t in words or any(w.startswith(t) for w in words))
+    return hits / len(terms)
 
 
 def _public(doc: dict, conf: float, rel: float | None = None) -> dict:
