@@ -98,7 +98,8 @@ def ask_player(request: dict) -> dict:
         if log:
             log.emit("llm_call", base_id, turn, **retry_fields, model=cfg.get("model"),
                      latency_ms=round((time.monotonic() - started) * 1000, 1), prompt_tokens=None,
-                     completion_tokens=None, outcome="error", error_class=type(exc).__name__)
+                     completion_tokens=None, outcome="error", error_class=type(exc).__name__,
+                     attempts=getattr(exc, "attempts", None), worker_pid=os.getpid())
         return outcome
     if log:
         log.emit("llm_call", base_id, turn, **retry_fields, model=reply["model"], latency_ms=reply["latency_ms"],

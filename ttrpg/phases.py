@@ -218,6 +218,7 @@ def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
         return {"discussion": [], "consensus": {"state": "solo", "plan": "", "dissent": [], "rounds": 0}}
     talk: list[dict] = []
     verdict: dict = {}
+    tokens = dict(state.get("tokens") or {})
     ship = state["party"]["ship"]
     for round_no in range(1, consensus.MAX_ROUNDS + 1):
         msgs = {p["id"]: prompts.discussion_messages(p, ship, state["narration"], _memories(state, p["id"], "player"),
@@ -225,6 +226,7 @@ def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
                                                     talk, round_no) for p in players}
         results = ask_players(state, ctx, f"discussion-r{round_no}", attempt, msgs, max_tokens=200,
                               manual_phase="party_discussion")
+        tokens = _add_tokens({"tokens": tokens}, results)
         for p in players:
             parsed = prompts.parse_discussion(results[p["id"]]["text"])
             talk.append({"round": round_no, "player": p["id"], **parsed})
@@ -239,7 +241,7 @@ def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
         ctx.events.emit("consensus", f"{state['turn']}:{attempt}:vote", state["turn"], round=verdict["rounds"],
                         state=verdict["state"], plan=verdict["plan"], dissent=verdict["dissent"], final=True,
                         decided_by="vote")
-    return {"discussion": talk, "consensus": verdict}
+    return {"discussion": talk, "consensus": verdict, "tokens": tokens}
 
 
 @phase("strategic_intent")
@@ -342,6 +344,11 @@ def dm_review(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
 def dm_adjudication(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     if state.get("turn_ended"):
         return {}
+    for pid, a in (state.get("actions") or {}).items():
+        ctx.events.emit("character_action", f"{state['turn']}:{pid}", state["turn"], player_id=pid,
+                        character=_name(state, pid), text=a["text"], attempt=a.get("attempt", 1),
+                        autocorrected=bool(a.get("autocorrected")), reviewed=bool(a.get("reviewed")),
+                        manual=bool(a.get("manual")))
     answer = interrupt({"kind": "adjudication", "turn": state["turn"],
                         "actions": {pid: a["text"] for pid, a in (state.get("actions") or {}).items()}})
     rolls = []
@@ -440,8 +447,11 @@ def character_reaction(state: TurnState, ctx: TurnContext, attempt: int) -> dict
                                                         character_memories=_memories(state, p["id"], "character"))
             for p in active_players(state)}
     results = ask_players(state, ctx, "reaction", attempt, msgs, max_tokens=200, manual_phase="character_reaction")
-    return {"reactions": {pid: _clean(state, pid, r) for pid, r in results.items()},
-            "tokens": _add_tokens(state, results)}
+    reactions = {pid: _clean(state, pid, r) for pid, r in results.items()}
+    for pid, text in reactions.items():
+        ctx.events.emit("character_reaction", f"{state['turn']}:{pid}", state["turn"], player_id=pid,
+                        character=_name(state, pid), text=text, manual=bool(results[pid].get("manual")))
+    return {"reactions": reactions, "tokens": _add_tokens(state, results)}
 
 
 @phase("memory_storage")

@@ -229,7 +229,12 @@ class Driver:
 
         snap = self.state()
         if initial is not None and not snap.values:
-            self.events.emit("session_started", "start", 1, players=[p["id"] for p in initial["party"]["players"]],
+            party = initial["party"]
+            characters = {p["id"]: {"name": p["character"]["name"], "style": p["character"].get("style"),
+                                    "role": p["character"].get("role"), "number": p["character"].get("number"),
+                                    "player": (p.get("player") or {}).get("name")} for p in party["players"]}
+            self.events.emit("session_started", "start", 1, players=[p["id"] for p in party["players"]],
+                             characters=characters, ship=party.get("ship"),
                              model=initial["llm"].get("model"), offline=bool(initial["llm"].get("offline")),
                              seed=initial["seed"], max_turns=initial.get("max_turns"))
             inp = initial

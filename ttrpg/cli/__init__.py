@@ -16,7 +16,7 @@ import sys
 import typer
 
 from ttrpg import __version__
-from ttrpg.cli import bench, characters, memory, play, server, sessions, worker, workers
+from ttrpg.cli import bench, characters, logs, memory, play, server, sessions, worker, workers
 
 app = typer.Typer(
     name="ttrpg",
@@ -49,6 +49,9 @@ app.command()(sessions.status)
 app.add_typer(server.app, name="redis")
 app.add_typer(characters.app, name="characters")
 app.add_typer(memory.app, name="memory")
+app.add_typer(logs.app, name="logs")
+app.command()(logs.watch)
+app.command()(logs.report)
 app.command("worker")(worker.worker)
 app.add_typer(workers.app, name="workers")
 app.command()(bench.bench)
