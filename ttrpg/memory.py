@@ -473,10 +473,13 @@ def effective_confidence(doc: dict, now_turn: int) -> float:
     return round(float(doc.get("confidence", 0)) * factor, 4)
 
 
-def learned(doc: dict) -> str:
-    """Where a memory came from: ``turn 3 of session s1, from the DM``."""
-    return (f"turn {doc.get('turn')} of session {doc.get('session_id')}, "
-            f"from {SOURCE_LABEL.get(doc.get('source'), doc.get('source'))}")
+def learned(doc: dict, current_session: str | None = None) -> str:
+    """Where a memory came from: ``turn 3 of session s1, from the DM``, or ``turn 3 of this
+    session, from the DM`` for the session being played (what a player would say; it also
+    keeps a session's prompts free of its id, so a replay with another id tells the same story)."""
+    where = "this session" if current_session and doc.get("session_id") == current_session \
+        else f"session {doc.get('session_id')}"
+    return f"turn {doc.get('turn')} of {where}, from {SOURCE_LABEL.get(doc.get('source'), doc.get('source'))}"
 
 
 def _register_entities(redis, campaign_id: str, names: list[str], session_id: str, turn: int,
@@ -748,21 +751,21 @@ def _layer_scopes(pid: str, layer: str) -> list[str]:
     return ["party", f"character:{pid}"]  # the character layer never sees player:<pid>
 
 
-def _line(m: dict) -> str:
+def _line(m: dict, current_session: str | None = None) -> str:
     text = m["text"]
     if len(text) > defaults.MEMORY_LINE_CHARS:
         text = text[: defaults.MEMORY_LINE_CHARS - 3].rstrip() + "..."
-    return f"{text} ({m['learned']}; confidence {m['confidence']:.2f})"
+    return f"{text} ({learned(m, current_session)}; confidence {m['confidence']:.2f})"
 
 
 def recall(redis, campaign_id: str, text: str, scopes: list[str], now_turn: int | None = None,
-           limit: int = defaults.MEMORY_RECALL_LIMIT, token_budget: int = defaults.MEMORY_RECALL_TOKEN_BUDGET
-           ) -> list[str]:
+           limit: int = defaults.MEMORY_RECALL_LIMIT, token_budget: int = defaults.MEMORY_RECALL_TOKEN_BUDGET,
+           current_session: str | None = None) -> list[str]:
     """Prompt lines for one layer: memories as text with where they came from, within a budget."""
     found = query(redis, campaign_id, text, scopes=scopes, limit=limit * 2, token_budget=None, now_turn=now_turn)
     lines, used = [], 0
     for m in found:
-        line = _line(m)
+        line = _line(m, current_session)
         cost = estimate_tokens(line)
         if used + cost > token_budget:
             continue
@@ -788,7 +791,8 @@ def recall_for_turn(ctx, state: dict) -> dict:
         pid = p["id"]
         found[pid], counts[pid] = {}, {}
         for layer in ("player", "character"):
-            lines = recall(ctx.redis, campaign_id, narration, _layer_scopes(pid, layer), now_turn=now)
+            lines = recall(ctx.redis, campaign_id, narration, _layer_scopes(pid, layer), now_turn=now,
+                           current_session=session_id)
             counts[pid][layer] = len(lines)
             found[pid][layer] = lines or [NOTHING_KNOWN]
     ctx.events.emit("memory_query", f"{turn}", turn, query=narration[:200], counts=counts,

@@ -1021,6 +1021,12 @@ def local_workers(n: int, queues: list[str] | None = None, worker_class: str = D
                     path.unlink()
 
 
+def _orphaned_local(name: str) -> bool:
+    """A ``local-<parent pid>-...`` worker whose parent (the session that started it) is gone."""
+    parts = name.split("-")
+    return len(parts) > 2 and parts[0] == "local" and parts[1].isdigit() and not _pid_alive(int(parts[1]))
+
+
 def live_workers(queue_names: list[str] | None = None, settings=None) -> list[dict]:
     """Workers that currently serve any of ``queue_names`` (default: the configured queue).
 
@@ -1043,6 +1049,8 @@ def live_workers(queue_names: list[str] | None = None, settings=None) -> list[di
                     continue
                 if w.hostname == hostname and w.pid and not _pid_alive(w.pid):
                     continue
+                if w.hostname == hostname and _orphaned_local(w.name):
+                    continue  # a dead session's local worker, finishing its job before it exits
                 seen[w.name] = {
                     "name": w.name, "hostname": w.hostname, "pid": w.pid, "state": str(w.get_state()),
                     "queues": w.queue_names(),
