@@ -167,7 +167,7 @@ def test_player_memories_never_reach_the_character_layer(redis_client, campaign,
     # another AI sees only the party memory
     assert found["p2"]["player"] == found["p2"]["character"] and secret["text"] not in " ".join(found["p2"]["player"])
     assert own["text"] not in " ".join(found["p2"]["player"])
-    assert "turn 1 of session" in found["p1"]["player"][0]
+    assert "turn 1 of this session" in found["p1"]["player"][0]
 
 
 def test_nothing_found_is_said_explicitly_and_one_event_per_turn(redis_client, campaign, session_id):
