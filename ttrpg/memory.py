@@ -977,7 +977,7 @@ def store_session_end(ctx, state: dict) -> list[dict]:
     stored = []
     if history:
         recap = _recap(history, 200, defaults.MEMORY_SESSION_SUMMARY_CHARS)
-        text = f"Recap of session {sid} (turns 1-{turn}): {recap}"
+        text = f"Session recap (turns 1-{turn}): {recap}"  # the session is in the memory, not its text
         stored.append(store(ctx.redis, cid, scope="party", text=text, source="dm", turn=turn, session_id=sid,
                             confidence=defaults.MEMORY_SUMMARY_CONFIDENCE, kind="session_end",
                             id=memory_id(sid, "end", "session_end", "party"), events=ctx.events))
