@@ -28,6 +28,9 @@ MEMORY_INDEX = PREFIX + "-memory-idx"
 #: Counter of how many times a job's function ran (a second run is a duplicate LLM call).
 JOB_EXECUTIONS = PREFIX + ":executions:{job_id}"
 
+#: A job's reply, kept so a job that RQ runs again (its result was lost) does not call the model twice.
+JOB_REPLY = PREFIX + ":reply:{job_id}"
+
 #: The RQ queue AI-player jobs go to unless ``TTRPG_QUEUE`` says otherwise.
 DEFAULT_QUEUE = "ttrpg"
 

@@ -7,6 +7,10 @@ needs a number imports it from here rather than writing it inline.
 REDIS_START_TIMEOUT_S = 15.0
 """How long to wait for the embedded redis-server to answer PING after start."""
 
+REDIS_RECONNECT_S = 60.0
+"""How long a running session waits for Redis to come back (a restart, an AOF load) before it
+stops and says how to resume."""
+
 REDIS_SOCKET_TIMEOUT_S = 120.0
 """Socket timeout of the orchestrator's Redis client; longer than any blocking wait we do
 (redis-py 8 defaults to 5 s, which breaks ``job.latest_result(timeout=30)``)."""

@@ -63,8 +63,11 @@ def story(log: list[dict], sid: str) -> list[str]:
 
 
 def duplicated_calls(log: list[dict]) -> int:
-    """LLM calls made again by a job that had already run (execution counter above 1)."""
-    return sum(1 for e in log if e["event_type"] == "llm_call" and not e["event_id"].endswith(":x1"))
+    """Model calls beyond the first for one player, phase and attempt (a job that ran again
+    and asked the model again instead of reusing its reply)."""
+    calls = Counter((e["turn_number"], e["phase"], e["player_id"], e["attempt"])
+                    for e in log if e["event_type"] == "llm_call")
+    return sum(n - 1 for n in calls.values())
 
 
 def turns_done(log: list[dict]) -> int:
@@ -127,21 +130,25 @@ class Drill:
             detail = "Redis shut down and restarted mid-session"
             _, err = proc.communicate(timeout=600)
             final = subprocess.CompletedProcess(proc.args, proc.returncode, "", err)
-            if proc.returncode != 0:
+            if proc.returncode != 0:  # the session gave up waiting for Redis: resume it
+                detail += "; resumed"
                 final = _run([sys.executable, "-m", "ttrpg", "resume", sid])
         else:
             faults = "rate_limit=0.2,server_error=0.1,timeout=0.05"
             detail = f"LLM faults {faults}"
             final = _run(_demo_argv(sid, seed, self.turns, ["--faults", faults]), env={"TTRPG_BACKOFF_BASE": "0.01"})
         log = self._log(sid)
-        same = story(log, sid) == story(clean, clean_sid)
+        mine, ref = story(log, sid), story(clean, clean_sid)
+        same = mine == ref
+        diff = "" if same else f"first difference: {sorted(set(mine) ^ set(ref))[:1]}"
         lost = max(0, turns_done(clean) - turns_done(log))
         dups = duplicated_calls(log)
         retries = sum(1 for e in log if e["event_type"] == "llm_retry")
         passed = final.returncode == 0 and same and lost == 0 and dups == 0
         return {"kind": kind, "seed": seed, "session_id": sid, "detail": detail, "passed": passed,
                 "turns_lost": lost, "duplicated_llm_calls": dups, "story_equal": same, "llm_retries": retries,
-                "exit_code": final.returncode, "error": "" if passed else (final.stderr or "")[-300:]}
+                "exit_code": final.returncode,
+                "error": "" if passed else f"{diff} {(final.stderr or '')[-300:]}".strip()[:800]}
 
     def _wait_for(self, sid, predicate, timeout) -> bool:
         deadline = time.monotonic() + timeout

@@ -197,7 +197,8 @@ _TYPES: tuple[EventType, ...] = (
          F("status", "string", "The job's status when found (queued, started, finished...)."))),
     EventType(
         "llm_call", "One model call of one AI player, written by the worker that made it (possibly on "
-        "another machine). A job run twice (its worker died) writes a second call, ``x2``.",
+        "another machine). A job run twice whose first run stored no reply (its worker died mid-call) writes a "
+        "second call, ``x2``.",
         "ttrpg/jobs.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("model", ("string", "null"), "The model that answered (or was asked)."),
@@ -212,6 +213,13 @@ _TYPES: tuple[EventType, ...] = (
            required=False),
          F("attempts", "integer", "ok only: HTTP attempts made (1 + retries).", required=False),
          F("worker_pid", "integer", "Process id of the worker (ok calls).", required=False))),
+    EventType(
+        "llm_reply_reused", "A job ran again (Redis went away before RQ stored its result) and reused the "
+        "reply its first run had stored, instead of asking the model twice.",
+        "ttrpg/jobs.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
+        (_JOB_PHASE, _PID, _ATTEMPT,
+         F("job_id", "string", "The RQ job id."),
+         F("execution", "integer", "How many times the job has run, this run included."))),
     EventType(
         "llm_retry", "A model call failed transiently (rate limit, timeout, 5xx) and will be retried after a "
         "wait.", "ttrpg/jobs.py (ask_player, in the worker)",

@@ -10,6 +10,7 @@ This module is imported by every warm work horse before its job arrives, togethe
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -66,7 +67,7 @@ def ask_player(request: dict) -> dict:
     from rq import get_current_job
 
     from ttrpg import llm
-    from ttrpg.constants import JOB_EXECUTIONS
+    from ttrpg.constants import JOB_EXECUTIONS, JOB_REPLY
     from ttrpg.defaults import JOB_RESULT_TTL_S
     from ttrpg.events import EventLog
     from ttrpg.settings import get_settings
@@ -88,22 +89,45 @@ def ask_player(request: dict) -> dict:
             log.emit("llm_retry", f"{base_id}:{n}", turn, **retry_fields, retry=n, wait_s=round(wait_s, 3),
                      error_class=error_class, message=message[:300])
 
+    # A reply already paid for (the job ran, but Redis went away before RQ stored its result,
+    # so RQ runs the job again) is reused instead of asking the model a second time.
+    reply_key = JOB_REPLY.format(job_id=job.id) if job else None
+    if job and (cached := _when_redis_is_up(lambda: job.connection.get(reply_key))):
+        if log:
+            _when_redis_is_up(lambda: log.emit("llm_reply_reused", base_id, turn, **retry_fields, job_id=job.id,
+                                               execution=execution))
+        return json.loads(cached)
+
     started = time.monotonic()
     cfg = scoped_faults(request["llm"], pid, phase, attempt)
     try:
         reply = llm.complete(cfg, request["messages"], api_key=get_settings().openai_api_key,
                              max_tokens=request.get("max_tokens") or 300, on_retry=on_retry)
+        result = {"ok": True, "pid": os.getpid(), **reply}
+        event = dict(model=reply["model"], latency_ms=reply["latency_ms"], prompt_tokens=reply["prompt_tokens"],
+                     completion_tokens=reply["completion_tokens"], tokens_estimated=reply["tokens_estimated"],
+                     attempts=reply["attempts"], outcome="ok")
     except llm.LLMError as exc:
-        outcome = {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
-        if log:
-            log.emit("llm_call", base_id, turn, **retry_fields, model=cfg.get("model"),
-                     latency_ms=round((time.monotonic() - started) * 1000, 1), prompt_tokens=None,
-                     completion_tokens=None, outcome="error", error_class=type(exc).__name__,
-                     attempts=getattr(exc, "attempts", None), worker_pid=os.getpid())
-        return outcome
+        result = {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
+        event = dict(model=cfg.get("model"), latency_ms=round((time.monotonic() - started) * 1000, 1),
+                     prompt_tokens=None, completion_tokens=None, outcome="error", error_class=type(exc).__name__,
+                     attempts=getattr(exc, "attempts", None))
+    if job:
+        _when_redis_is_up(lambda: job.connection.set(reply_key, json.dumps(result), ex=JOB_RESULT_TTL_S))
     if log:
-        log.emit("llm_call", base_id, turn, **retry_fields, model=reply["model"], latency_ms=reply["latency_ms"],
-                 prompt_tokens=reply["prompt_tokens"], completion_tokens=reply["completion_tokens"],
-                 tokens_estimated=reply["tokens_estimated"], attempts=reply["attempts"], outcome="ok",
-                 worker_pid=os.getpid())
-    return {"ok": True, "pid": os.getpid(), **reply}
+        _when_redis_is_up(lambda: log.emit("llm_call", base_id, turn, **retry_fields, **event, worker_pid=os.getpid()))
+    return result
+
+
+def _when_redis_is_up(fn, patience_s: float = 60.0):
+    """Run a Redis write, waiting out a Redis restart instead of losing a paid-for reply."""
+    import redis
+
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return fn()
+        except (redis.ConnectionError, redis.TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

@@ -252,9 +252,12 @@ class Driver:
                     for update in self.graph.stream(inp, self.config, context=self.ctx, stream_mode="updates",
                                                     durability="sync"):
                         self._after_step(update)
-                except redis_lib.ConnectionError as exc:
-                    raise RedisUnavailable(f"Lost the connection to Redis: {exc}. The session is saved up to its "
-                                           f"last phase; run `ttrpg resume {self.session_id}` when Redis is back.")
+                except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
+                    # Redis restarting (or loading its AOF): wait for it, then go on from the last
+                    # checkpoint. The interrupted phase runs again; its jobs and events are found by id.
+                    self._wait_for_redis(exc)
+                    inp = None
+                    continue
                 except Exception as exc:  # a failed phase: roll back, retry, then ask the DM
                     self._phase_failed(exc)
                     inp = None
@@ -279,6 +282,22 @@ class Driver:
         touch(self.redis, self.session_id, status="completed", phase="ended")
         self.ui.session_end(self, final)
         return final
+
+    def _wait_for_redis(self, exc: Exception) -> None:
+        import redis as redis_lib
+
+        self.ui.failure("redis", 0, f"Redis unavailable ({exc}); waiting for it")
+        deadline = time.monotonic() + defaults.REDIS_RECONNECT_S
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            try:
+                if self.redis.ping():
+                    return
+            except (redis_lib.ConnectionError, redis_lib.TimeoutError):
+                continue
+        raise RedisUnavailable(f"Lost the connection to Redis for {defaults.REDIS_RECONNECT_S:.0f} s: {exc}. "
+                               f"The session is saved up to its last phase; run `ttrpg resume {self.session_id}` "
+                               "when Redis is back.")
 
     def _after_step(self, update: dict) -> None:
         for node, values in update.items():

@@ -98,6 +98,9 @@ class StoryUI:
             err().print(f"[dim]· {PHASE_LABELS.get(node, node)} done[/]", highlight=False) if self.verbose else None
 
     def failure(self, phase: str, count: int, reason: str) -> None:
+        if phase == "redis":
+            err().print(f"[yellow]{reason}...[/]")
+            return
         what = "rolling back and retrying once" if count == 1 else "asking the DM"
         err().print(f"[yellow]Phase {PHASE_LABELS.get(phase, phase)} failed ({reason}); {what}.[/]")
 
