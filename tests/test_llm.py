@@ -87,7 +87,8 @@ def test_transient_faults_are_retried_on_schedule_then_give_up(fault, error_clas
     assert {r[2] for r in retries} == {error_class}
     assert all(isinstance(r[3], str) and r[3] for r in retries)
     assert err.value.attempts == 5 and err.value.last_error_class == error_class
-    assert isinstance(err.value, llm.LLMError) and "5 attempt(s)" in str(err.value)
+    assert isinstance(err.value, llm.LLMError) and "5 attempts" in str(err.value)
+    assert "\n" not in str(err.value) and "offline model" in str(err.value)
 
 
 def test_transient_then_success():
@@ -171,8 +172,8 @@ def test_401_fails_at_once_with_the_fix_and_without_the_key():
         llm.complete(_cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport),
                      on_retry=lambda *a: retries.append(a))
     assert len(transport.requests) == 1 and retries == []
-    assert str(err.value) == ("The LLM server rejected the API key (401). Set OPENAI_API_KEY to a valid key, "
-                              "or use --offline.")
+    assert str(err.value) == ("The LLM server at http://scripted.invalid/v1 rejected the API key (401). Set "
+                              "OPENAI_API_KEY to a valid key for it (every worker reads its own), or use --offline.")
     assert err.value.status_code == 401 and err.value.exit_code == 2
     assert transport.requests[0]["headers"]["authorization"] == f"Bearer {SECRET_KEY}"
 
@@ -299,3 +300,156 @@ def test_waits_scale_with_backoff_base():
     with pytest.raises(llm.LLMTransientError):
         llm.complete(llm.make_config(offline=True, backoff_base=0.01, faults={"server_error": 1.0}), MSGS)
     assert time.monotonic() - started >= 0.27  # (2 + 5 + 10 + 10) * 0.01
+
+
+# --------------------------------------------------------------------------- context shrinking
+
+
+def _context_400(n_ctx: int | None = None, n_prompt: int | None = None) -> httpx.Response:
+    if n_ctx:  # llama.cpp's shape
+        return httpx.Response(400, json={"error": {
+            "code": 400, "message": f"request ({n_prompt} tokens) exceeds the available context size ({n_ctx} tokens), "
+                                    "try increasing it", "type": "exceed_context_size_error",
+            "n_prompt_tokens": n_prompt, "n_ctx": n_ctx}})
+    return httpx.Response(400, json={"error": {  # OpenAI's shape
+        "message": "This model's maximum context length is 1024 tokens.", "type": "invalid_request_error",
+        "code": "context_length_exceeded"}})
+
+
+def _long_action_prompt(lines: int = 120) -> list[dict]:
+    history = [f"Turn {i}: " + "the crew bickered about fuel and the broken airlock " * 4 for i in range(lines)]
+    return prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], history, 1, [])
+
+
+def test_context_refusal_is_answered_by_shrinking_not_by_resending():
+    msgs = _long_action_prompt()
+    full = prompts.estimate_tokens(msgs)
+
+    def server(request: httpx.Request) -> httpx.Response:  # counts tokens as we estimate them
+        tokens = prompts.estimate_tokens(json.loads(request.read())["messages"])
+        return _context_400(1024, tokens) if tokens > 1024 else _ok("I try to scan it.")
+
+    transport = Scripted(server)
+    shrinks: list[tuple[int, int]] = []
+    reply = llm.complete(_cfg(), msgs, api_key=SECRET_KEY, client=_client(transport), max_tokens=64,
+                         on_retry=lambda *a: pytest.fail("a context refusal is not a transient error"),
+                         on_shrink=lambda a, b: shrinks.append((a, b)))
+    assert reply["text"] == "I try to scan it." and reply["context_shrinks"] == 1 and reply["context_trimmed"]
+    assert len(transport.requests) == 2 and reply["attempts"] == 2
+    first, second = (r["json"]["messages"] for r in transport.requests)
+    assert first != second, "never the same request again"
+    assert shrinks == [(prompts.estimate_tokens(first), prompts.estimate_tokens(second))]
+    assert prompts.estimate_tokens(first) == full > 1024 >= prompts.estimate_tokens(second)
+    assert second[0] == msgs[0], "the character sheet (system prompt) is never cut"
+    assert "Earlier:" in second[-1]["content"], "older history is summarised, not dropped silently"
+    assert "Scan it" in second[-1]["content"] and NARRATION.split()[-1] in second[-1]["content"]
+
+
+def test_context_refusal_without_numbers_halves_the_window():
+    msgs = _long_action_prompt()
+    sizes: list[int] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        tokens = prompts.estimate_tokens(json.loads(request.read())["messages"])
+        sizes.append(tokens)
+        return _context_400() if tokens > 900 else _ok("I try.")
+
+    shrinks: list[tuple[int, int]] = []
+    reply = llm.complete(_cfg(context_window=8192), msgs, client=_client(Scripted(server)), max_tokens=64,
+                         on_shrink=lambda a, b: shrinks.append((a, b)))
+    assert reply["text"] == "I try." and reply["context_shrinks"] == len(shrinks) >= 1
+    assert all(b < a for a, b in shrinks) and sizes == sorted(sizes, reverse=True) and sizes[-1] <= 900
+    assert [a for a, _ in shrinks] == sizes[:-1]
+
+
+def test_context_refusal_gives_up_when_nothing_more_can_go():
+    msgs = _long_action_prompt()
+    transport = Scripted(lambda request: _context_400(100, 5000))
+    shrinks: list = []
+    with pytest.raises(llm.ContextLengthError) as err:
+        llm.complete(_cfg(), msgs, client=_client(transport), on_shrink=lambda *a: shrinks.append(a))
+    assert 1 <= len(shrinks) <= llm.MAX_SHRINKS and len(transport.requests) == len(shrinks) + 1
+    sent = [prompts.estimate_tokens(r["json"]["messages"]) for r in transport.requests]
+    assert sent == sorted(set(sent), reverse=True), "every request shorter than the last"
+    assert "after shrinking" in str(err.value) and "100 tokens" in str(err.value) and "\n" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- weak-model replies
+
+
+def test_empty_reply_is_asked_once_more_with_the_next_seed():
+    transport = Scripted(_ok("  \n "), _ok("I try to open the hatch."))
+    reply, _ = _run(transport, _cfg(seed=9))
+    assert reply["text"] == "I try to open the hatch." and reply["empty"] is False and reply["attempts"] == 2
+    assert [r["json"]["seed"] for r in transport.requests] == [9, 10]
+    assert transport.requests[0]["json"]["messages"] == transport.requests[1]["json"]["messages"]
+
+
+def test_empty_twice_is_returned_empty_and_flagged():
+    transport = Scripted(_ok(" "))
+    reply, _ = _run(transport)
+    assert reply["text"] == "" and reply["empty"] is True and reply["attempts"] == 2
+
+
+# --------------------------------------------------------------------------- one clear line per failure
+
+
+def test_server_down_names_the_server_and_the_cause():
+    cfg = llm.make_config("m", base_url="http://user:pw@127.0.0.1:9/v1?x=1", backoff_base=0.0001,
+                          request_timeout_s=2)
+    retries: list = []
+    with pytest.raises(llm.LLMTransientError) as err:
+        llm.complete(cfg, MSGS, api_key=SECRET_KEY, on_retry=lambda *a: retries.append(a))
+    text = str(err.value)
+    assert text.startswith("Cannot reach the LLM server at http://127.0.0.1:9/v1 (")
+    assert "Connection refused" in text and "5 attempts" in text and "OPENAI_BASE_URL" in text
+    assert "pw" not in text and SECRET_KEY not in text and "\n" not in text
+    assert len(retries) == 4 and all("Connection refused" in r[3] for r in retries)
+
+
+def test_5xx_burst_gives_one_line_with_status_and_server_message():
+    transport = Scripted(_err(503, f"Loading model, key {SECRET_KEY}", "unavailable_error"))
+    with pytest.raises(llm.LLMTransientError) as err:
+        _run(transport)
+    text = str(err.value)
+    assert "http://scripted.invalid/v1" in text and "HTTP 503: Loading model" in text and "5 attempts" in text
+    assert SECRET_KEY not in text and "\n" not in text
+
+
+def test_server_label_hides_credentials():
+    assert llm.server_label({"base_url": "https://me:secret@host.example:8443/v1/?token=abc"}) == \
+        "https://host.example:8443/v1"
+    assert llm.server_label({"offline": True}) == "the offline model"
+
+
+def test_shared_kv_cache_overflow_500_is_shrunk_not_retried():
+    """llama.cpp with automatic slots shares one KV cache: concurrent requests that outgrow it
+    get 500 "Context size has been exceeded." (measured with two 2200-token prompts on a
+    4096 cache). Sending the same prompt again would fail the same way."""
+    msgs = _long_action_prompt()
+    sizes: list[int] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        tokens = prompts.estimate_tokens(json.loads(request.read())["messages"])
+        sizes.append(tokens)
+        if len(sizes) == 1:
+            return _err(500, "Context size has been exceeded.", "server_error", 500)
+        return _ok("I try.")
+
+    retries: list = []
+    shrinks: list = []
+    reply = llm.complete(_cfg(context_window=8192), msgs, client=_client(Scripted(server)), max_tokens=64,
+                         on_retry=lambda *a: retries.append(a), on_shrink=lambda *a: shrinks.append(a))
+    assert reply["text"] == "I try." and retries == [] and shrinks == [(sizes[0], sizes[1])]
+    assert sizes[1] < sizes[0]
+    # any other 500 stays a transient error, retried as before
+    reply, retries = _run(Scripted(_err(500, "boom", "server_error"), _ok("ok")))
+    assert reply["text"] == "ok" and len(retries) == 1
+
+
+def test_config_caps_every_reply():
+    transport = Scripted(_ok())
+    _run(transport, _cfg(max_tokens=48), max_tokens=300)
+    _run(transport, _cfg(max_tokens=48), max_tokens=20)
+    _run(transport, _cfg(), max_tokens=300)
+    assert [r["json"]["max_tokens"] for r in transport.requests] == [48, 20, 300]

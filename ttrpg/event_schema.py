@@ -212,7 +212,19 @@ _TYPES: tuple[EventType, ...] = (
          F("tokens_estimated", "boolean", "ok only: the server sent no usage, tokens were estimated.",
            required=False),
          F("attempts", "integer", "ok only: HTTP attempts made (1 + retries).", required=False),
-         F("worker_pid", "integer", "Process id of the worker (ok calls).", required=False))),
+         F("worker_pid", "integer", "Process id of the worker (ok calls).", required=False),
+         F("context_shrinks", "integer", "ok only: times the prompt was shrunk after a context refusal.",
+           required=False),
+         F("empty", "boolean", "ok only: the model answered nothing, even when asked twice.", required=False))),
+    EventType(
+        "context_shrunk", "The model's server refused a prompt as longer than its context window; the prompt "
+        "was rebuilt shorter (older material summarized) and asked again, never re-sent unchanged.",
+        "ttrpg/jobs.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>:s<n>",
+        (_JOB_PHASE, _PID, _ATTEMPT,
+         F("shrink", "integer", "Which shrink of this call (1 = the first)."),
+         F("from_tokens", "integer", "Estimated prompt tokens before."),
+         F("to_tokens", "integer", "Estimated prompt tokens after."),
+         F("model", ("string", "null"), "The model asked."))),
     EventType(
         "llm_reply_reused", "A job ran again (Redis went away before RQ stored its result) and reused the "
         "reply its first run had stored, instead of asking the model twice.",

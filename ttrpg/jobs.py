@@ -98,15 +98,26 @@ def ask_player(request: dict) -> dict:
                                                execution=execution))
         return json.loads(cached)
 
+    shrinks = 0
+
+    def on_shrink(from_tokens: int, to_tokens: int) -> None:
+        """The server refused the prompt as too long: we shrank it (never re-sent it as it was)."""
+        nonlocal shrinks
+        shrinks += 1
+        if log:
+            log.emit("context_shrunk", f"{base_id}:s{shrinks}", turn, **retry_fields, shrink=shrinks,
+                     from_tokens=from_tokens, to_tokens=to_tokens, model=request["llm"].get("model"))
+
     started = time.monotonic()
     cfg = scoped_faults(request["llm"], pid, phase, attempt)
     try:
         reply = llm.complete(cfg, request["messages"], api_key=get_settings().openai_api_key,
-                             max_tokens=request.get("max_tokens") or 300, on_retry=on_retry)
+                             max_tokens=request.get("max_tokens") or 300, on_retry=on_retry, on_shrink=on_shrink)
         result = {"ok": True, "pid": os.getpid(), **reply}
         event = dict(model=reply["model"], latency_ms=reply["latency_ms"], prompt_tokens=reply["prompt_tokens"],
                      completion_tokens=reply["completion_tokens"], tokens_estimated=reply["tokens_estimated"],
-                     attempts=reply["attempts"], outcome="ok")
+                     attempts=reply["attempts"], outcome="ok", context_shrinks=reply.get("context_shrinks", 0),
+                     empty=bool(reply.get("empty")))
     except llm.LLMError as exc:
         result = {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
         event = dict(model=cfg.get("model"), latency_ms=round((time.monotonic() - started) * 1000, 1),

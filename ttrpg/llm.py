@@ -9,6 +9,11 @@ logs an ``llm_retry`` event), and RQ's job timeout must never be swallowed by a 
 So only the SDK's *transient* error classes are retried; everything else is either mapped
 to a permanent error at once or propagates untouched.
 
+A real server's context limit is met twice: prompts are fitted to ``cfg["context_window"]``
+before sending (the window asked of the server by :mod:`ttrpg.model_info` when
+``TTRPG_CONTEXT_WINDOW`` is unset), and a refusal anyway (token estimates are rough) is
+answered by shrinking the prompt, never by sending it again unchanged.
+
 This module runs inside RQ work horses. :class:`LLMConfig` travels in job arguments as
 plain JSON and never holds the API key: each worker reads the key from its own
 environment and passes it to :func:`complete`; it is never logged and never put into an
@@ -24,6 +29,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypedDict
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import openai
@@ -32,6 +38,9 @@ import tenacity
 from ttrpg.offline import FAULT_KINDS, OFFLINE_MODEL, OfflineTransport
 from ttrpg.prompts import estimate_text_tokens, estimate_tokens, fit_to_context
 from ttrpg.exceptions import ContextLengthError, LLMError, LLMPermanentError, LLMTransientError
+
+__all__ = ["LLMConfig", "make_config", "make_client", "complete", "RetryCallback", "ShrinkCallback",
+           "LLMError", "LLMPermanentError", "LLMTransientError", "ContextLengthError"]
 
 OFFLINE_BASE_URL = "http://offline.ttrpg.invalid/v1"
 """Base URL of the offline model. ``.invalid`` can never resolve, so a mis-wired offline
@@ -76,12 +85,27 @@ _CONTEXT_MARKERS = ("exceed_context_size", "context_length_exceeded", "maximum c
 RetryCallback = Callable[[int, float, str, str], None]
 """``on_retry(attempt, wait_s, error_class, message)``: called before each wait."""
 
+ShrinkCallback = Callable[[int, int], None]
+"""``on_shrink(from_tokens, to_tokens)``: the server refused a prompt of about ``from_tokens``
+tokens as longer than its context; it is asked again with a prompt of about ``to_tokens``
+(both estimated with :func:`ttrpg.prompts.estimate_tokens`, so they compare)."""
+
+MAX_SHRINKS = 3
+"""How often one call shrinks its prompt after context-length refusals before giving up."""
+
+_MIN_SHRINK_WINDOW = 64
+"""Smallest window (estimated tokens) a prompt is shrunk for; below it nothing useful is left."""
+
 
 class LLMConfig(TypedDict):
     """How to reach the model; plain JSON so it can ride in RQ job arguments.
 
     Never put the API key here: job arguments are stored in Redis and visible to anyone who
     can read it. ``faults`` only matters offline (keys in :data:`ttrpg.offline.FAULT_KINDS`).
+    ``max_tokens``, when set, caps every reply below what each phase asks for (120-300
+    tokens): a slow local model on a small CPU spends most of a turn writing, and a weak one
+    uses every token it is given. Configs built elsewhere may lack the key: read it with
+    ``.get``.
     """
 
     model: str
@@ -93,12 +117,13 @@ class LLMConfig(TypedDict):
     backoff_base: float
     context_window: int | None
     request_timeout_s: float
+    max_tokens: int | None
 
 
 def make_config(model: str | None = None, *, base_url: str | None = None, offline: bool = False,
                 latency_ms: int = 0, faults: Mapping[str, float] | None = None, seed: int = 0,
                 backoff_base: float = 1.0, context_window: int | None = None,
-                request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S) -> LLMConfig:
+                request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, max_tokens: int | None = None) -> LLMConfig:
     """A checked :class:`LLMConfig`; offline play defaults the model name to ``ttrpg-offline``.
 
     Raises ValueError for unknown fault kinds or rates outside [0, 1], so a typo in a demo or
@@ -115,7 +140,8 @@ def make_config(model: str | None = None, *, base_url: str | None = None, offlin
     return LLMConfig(model=model or OFFLINE_MODEL, base_url=base_url, offline=offline, latency_ms=int(latency_ms),
                      faults={k: float(v) for k, v in faults.items()}, seed=int(seed),
                      backoff_base=float(backoff_base), context_window=context_window,
-                     request_timeout_s=float(request_timeout_s))
+                     request_timeout_s=float(request_timeout_s),
+                     max_tokens=int(max_tokens) if max_tokens else None)
 
 
 def make_client(cfg: LLMConfig, api_key: str | None) -> openai.OpenAI:
@@ -214,6 +240,59 @@ def _redact(text: str, api_key: str | None) -> str:
     return text[:300]
 
 
+def server_label(cfg: Mapping[str, Any], client: openai.OpenAI | None = None) -> str:
+    """Where a call goes, fit for a message: the base URL without credentials or query."""
+    if cfg.get("offline"):
+        return "the offline model"
+    raw = cfg.get("base_url") or (str(client.base_url) if client is not None else None) \
+        or os.environ.get("OPENAI_BASE_URL") or ""
+    if not raw:
+        return "the OpenAI API"
+    parts = urlsplit(str(raw))
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", "")) or "the configured server"
+
+
+def _describe(exc: BaseException | None) -> str:
+    """The most useful short text of an error: the server's own message for an HTTP status
+    (``503: loading model``), else the innermost cause (``[Errno 111] Connection refused``
+    rather than the SDK's ``Connection error.``). Not redacted: pass it through :func:`_redact`."""
+    if exc is None:
+        return "unknown error"
+    if isinstance(exc, openai.APIStatusError):
+        return f"{exc.status_code}: {_server_message(exc)}"
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    best = str(exc)
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if str(cur).strip():
+            best = str(cur)
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+    return best
+
+
+def _context_numbers(exc: BaseException) -> tuple[int | None, int | None]:
+    """``(n_ctx, n_prompt_tokens)`` from a llama.cpp context refusal (None where not given)."""
+    body = getattr(exc, "body", None)
+    inner = body.get("error") if isinstance(body, Mapping) and isinstance(body.get("error"), Mapping) else body
+    if not isinstance(inner, Mapping):
+        return None, None
+
+    def num(key: str) -> int | None:
+        value = inner.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+    return num("n_ctx"), num("n_prompt_tokens")
+
+
 def _server_message(exc: openai.APIError) -> str:
     body = getattr(exc, "body", None)
     if isinstance(body, Mapping):
@@ -235,16 +314,32 @@ def is_context_length_error(exc: openai.APIError) -> bool:
     return any(marker in blob for marker in _CONTEXT_MARKERS)
 
 
+def is_context_refusal(exc: BaseException) -> bool:
+    """A refusal that shrinking the prompt can fix: a 4xx context-length error, or llama.cpp's
+    500 ``Context size has been exceeded.``, which is what its unified KV cache (the default
+    with automatic slots) answers when concurrent requests *together* outgrow ``--ctx-size``
+    although each fits ``/props``' ``n_ctx``."""
+    if not isinstance(exc, openai.APIStatusError):
+        return False
+    if 400 <= exc.status_code < 500:
+        return is_context_length_error(exc)
+    return exc.status_code >= 500 and "context size has been exceeded" in _server_message(exc).lower()
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT_ERRORS) and not is_context_refusal(exc)
+
+
 def permanent_error(exc: openai.OpenAIError, cfg: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
-                    api_key: str | None = None) -> LLMPermanentError:
+                    api_key: str | None = None, shrinks: int = 0) -> LLMPermanentError:
     """The :class:`LLMPermanentError` for a non-transient SDK error, its message naming the fix."""
     model = cfg.get("model") or "?"
-    where = cfg.get("base_url") or ("the offline model" if cfg.get("offline") else "the OpenAI API")
+    where = server_label(cfg)
     detail = _redact(_server_message(exc), api_key) if isinstance(exc, openai.APIError) else _redact(str(exc), api_key)
     status = getattr(exc, "status_code", None)
     if isinstance(exc, openai.AuthenticationError):
-        return LLMPermanentError("The LLM server rejected the API key (401). Set OPENAI_API_KEY to a valid key, "
-                                 "or use --offline.", status)
+        return LLMPermanentError(f"The LLM server at {where} rejected the API key (401). Set OPENAI_API_KEY to a "
+                                 "valid key for it (every worker reads its own), or use --offline.", status)
     if isinstance(exc, openai.PermissionDeniedError):
         return LLMPermanentError(f"The LLM server refused access to model {model!r} (403). Use a key with access "
                                  "to it, or choose another model with TTRPG_MODEL.", status)
@@ -252,9 +347,14 @@ def permanent_error(exc: openai.OpenAIError, cfg: Mapping[str, Any], messages: S
         return LLMPermanentError(f"The LLM server at {where} does not know model {model!r} or the endpoint (404). "
                                  "Check TTRPG_MODEL, and that OPENAI_BASE_URL ends in /v1.", status)
     if isinstance(exc, openai.APIStatusError) and is_context_length_error(exc):
-        return ContextLengthError(f"The prompt (about {estimate_tokens(messages)} tokens) exceeds the context "
-                                  f"window of model {model!r} ({status}: {detail}). Set TTRPG_CONTEXT_WINDOW to the "
-                                  "server's context size so prompts are trimmed to fit.", status)
+        n_ctx, _ = _context_numbers(exc)
+        size = f"{n_ctx} tokens" if n_ctx else "its context window"
+        shrunk = f", after shrinking it {shrinks} time(s)," if shrinks else ""
+        return ContextLengthError(f"The prompt (about {estimate_tokens(messages)} tokens{shrunk}) is still longer than "
+                                  f"model {model!r} at {where} accepts ({size}; {status}: {detail}). The character "
+                                  "sheet and task alone do not fit: give the server a larger context (llama-server "
+                                  "--ctx-size) or use a model with a larger window; set TTRPG_CONTEXT_WINDOW if the "
+                                  "server cannot tell its size.", status)
     if isinstance(exc, openai.BadRequestError):
         return LLMPermanentError(f"The LLM server rejected the request (400: {detail}). Check that TTRPG_MODEL "
                                  f"names a chat model served at {where}.", status)
@@ -282,41 +382,95 @@ def _create(client: openai.OpenAI, cfg: Mapping[str, Any], messages: Sequence[Ma
     return client.chat.completions.create(max_completion_tokens=max_tokens, **kwargs)
 
 
+def _shrink(original: Sequence[Mapping[str, Any]], sent: Sequence[Mapping[str, Any]], exc: BaseException,
+            window: int, max_tokens: int) -> tuple[list[dict[str, str]], int] | None:
+    """A shorter prompt after a context-length refusal of ``sent``, and the window it was fitted to.
+
+    The new window (in estimated tokens) is the server's own ``n_ctx`` converted into our
+    estimate's units with its ``n_prompt_tokens`` (llama.cpp says both), when that is smaller
+    than the window just tried; otherwise half of it. The prompt is rebuilt from the
+    *original* messages with :func:`ttrpg.prompts.fit_to_context` (older history and memories
+    folded into an ``Earlier:`` summary, long lines cut), halving further until it is shorter
+    than what was refused. None when nothing more can go (the system prompt alone is too long).
+    """
+    sent_tokens = estimate_tokens(sent)
+    n_ctx, n_prompt = _context_numbers(exc)
+    server_window = int(n_ctx * sent_tokens / n_prompt) if n_ctx and n_prompt else None
+    new_window = server_window if server_window and server_window < window else window // 2
+    while new_window >= _MIN_SHRINK_WINDOW:
+        msgs, _ = fit_to_context(original, new_window, reserve=max_tokens)
+        if estimate_tokens(msgs) < sent_tokens:
+            return msgs, new_window
+        new_window //= 2
+    return None
+
+
+def _text_of(response: Any) -> tuple[Any, str]:
+    choice = response.choices[0] if getattr(response, "choices", None) else None
+    message = getattr(choice, "message", None)
+    text = (getattr(message, "content", None) or getattr(message, "refusal", None) or "") if message else ""
+    return choice, text if isinstance(text, str) else str(text)
+
+
 def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: str | None = None,
              max_tokens: int = 300, on_retry: RetryCallback | None = None,
-             client: openai.OpenAI | None = None) -> dict[str, Any]:
+             client: openai.OpenAI | None = None, on_shrink: ShrinkCallback | None = None) -> dict[str, Any]:
     """Ask the model once, retrying transient failures; the reply and its accounting.
 
     Returns ``{"text", "model", "prompt_tokens", "completion_tokens", "tokens_estimated",
-    "latency_ms", "attempts", "finish_reason", "context_trimmed"}``. ``latency_ms`` is the
-    whole call, waits included; tokens are estimated (``tokens_estimated`` True) when the
-    server reports no usage. With ``cfg["context_window"]`` set, the prompt is first trimmed
-    with :func:`ttrpg.prompts.fit_to_context` (``context_trimmed`` says whether it was).
+    "latency_ms", "attempts", "finish_reason", "context_trimmed", "context_shrinks",
+    "empty"}``. ``latency_ms`` is the whole call, waits included; ``attempts`` counts HTTP
+    requests. Tokens are the server's ``usage`` when it reports one, else estimated
+    (``tokens_estimated`` True). With ``cfg["context_window"]`` set, the prompt is first
+    trimmed with :func:`ttrpg.prompts.fit_to_context`; ``context_trimmed`` says whether the
+    prompt sent differs from ``messages`` (trimmed first or shrunk later).
 
-    Raises :class:`LLMTransientError` once retries are exhausted, :class:`LLMPermanentError`
-    (or :class:`ContextLengthError`) at once for errors a retry cannot fix. Anything else,
-    RQ's ``JobTimeoutException`` above all, propagates untouched: only the SDK's transient
-    classes are ever caught for retrying.
+    A server that refuses the prompt as longer than its context (400
+    ``exceed_context_size_error`` / ``context_length_exceeded``, or llama.cpp's 500 "Context
+    size has been exceeded." when concurrent requests fill its shared KV cache; see
+    :func:`is_context_refusal`) is not sent the same request again: the prompt is shrunk
+    (see :func:`_shrink`), ``on_shrink(from_tokens, to_tokens)`` is called, and the shorter
+    prompt is sent, at most :data:`MAX_SHRINKS` times per call (``context_shrinks`` counts
+    them). When nothing more can be cut, :class:`ContextLengthError`. ``max_tokens`` is
+    capped by ``cfg["max_tokens"]`` when the config sets one.
+
+    An empty or whitespace-only reply (weak models do that) is asked once more with the next
+    seed; if that is empty too, ``text`` is ``""`` and ``empty`` is True: the phase decides
+    (an empty action should fail validation and be asked again, stricter).
+
+    Raises :class:`LLMTransientError` once retries are exhausted (one line naming the server
+    and the last error), :class:`LLMPermanentError` (or :class:`ContextLengthError`) at once
+    for errors a retry cannot fix. No message carries the API key. Anything else, RQ's
+    ``JobTimeoutException`` above all, propagates untouched: only the SDK's transient classes
+    are ever caught for retrying.
 
     A client made here (``client=None``) is closed on return; a client passed in is the
     caller's. Offline, a fresh client means fresh fault bookkeeping (see :mod:`ttrpg.offline`).
     """
     backoff_base = float(cfg.get("backoff_base", 1.0))
+    cap = cfg.get("max_tokens")
+    if cap and int(cap) > 0:
+        max_tokens = min(int(max_tokens), int(cap))
     window = cfg.get("context_window")
-    msgs: list[dict[str, str]] = [dict(m) for m in messages]
+    original: list[dict[str, str]] = [dict(m) for m in messages]
+    msgs: list[dict[str, str]] = [dict(m) for m in original]
     trimmed = False
     if window:
-        msgs, trimmed = fit_to_context(msgs, int(window), reserve=max_tokens)
+        msgs, trimmed = fit_to_context(original, int(window), reserve=max_tokens)
     own_client = client is None
     if client is None:
         client = make_client(cfg, api_key)
+    where = server_label(cfg, client)
     attempts = 0
+    shrinks = 0
+    seed_offset = 0
 
     def attempt_once() -> Any:
         nonlocal attempts
         attempts += 1
+        call_cfg = cfg if not seed_offset else {**cfg, "seed": int(cfg.get("seed") or 0) + seed_offset}
         try:
-            return _create(client, cfg, msgs, max_tokens)
+            return _create(client, call_cfg, msgs, max_tokens)
         except TRANSIENT_ERRORS as exc:
             hidden = _job_timeout_in(exc)
             if hidden is not None:
@@ -332,38 +486,55 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
             return
         exc = state.outcome.exception() if state.outcome else None
         wait_s = state.next_action.sleep if state.next_action else 0.0
-        on_retry(state.attempt_number, float(wait_s), type(exc).__name__, _redact(str(exc), api_key))
+        on_retry(state.attempt_number, float(wait_s), type(exc).__name__, _redact(_describe(exc), api_key))
 
-    retrying = tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(TRANSIENT_ERRORS),
-        stop=tenacity.stop_after_attempt(MAX_ATTEMPTS) | tenacity.stop_before_delay(RETRY_BUDGET_S),
-        wait=wait,
-        before_sleep=before_sleep,
-        reraise=False,
-    )
+    def retrying() -> tenacity.Retrying:
+        return tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_retryable),
+            stop=tenacity.stop_after_attempt(MAX_ATTEMPTS) | tenacity.stop_before_delay(RETRY_BUDGET_S),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=False,
+        )
+
     started = time.monotonic()
     try:
-        response = retrying(attempt_once)
+        while True:
+            try:
+                response = retrying()(attempt_once)
+            except openai.APIStatusError as exc:
+                if not is_context_refusal(exc):
+                    raise
+                tried = int(window) if window else estimate_tokens(msgs) + max_tokens
+                smaller = _shrink(original, msgs, exc, tried, max_tokens) if shrinks < MAX_SHRINKS else None
+                if smaller is None:
+                    raise permanent_error(exc, cfg, msgs, api_key, shrinks) from exc
+                from_tokens = estimate_tokens(msgs)
+                msgs, window = smaller
+                shrinks += 1
+                trimmed = True
+                if on_shrink is not None:
+                    on_shrink(from_tokens, estimate_tokens(msgs))
+                continue
+            choice, text = _text_of(response)
+            if text.strip() or seed_offset:
+                break
+            seed_offset = 1  # an empty reply: ask once more, with the next seed
     except tenacity.RetryError as err:
         last = err.last_attempt.exception()
-        elapsed = time.monotonic() - started
-        name = type(last).__name__
-        fix = ("These are the offline model's simulated faults; lower their rates to fail less often."
-               if cfg.get("offline") else
-               f"Check that the server at {cfg.get('base_url') or 'the OpenAI API'} is up, then retry.")
-        raise LLMTransientError(
-            f"The LLM server kept failing: {attempts} attempt(s) in {elapsed:.1f} s, the last with {name} "
-            f"({_redact(str(last), api_key)}). {fix}", attempts=attempts, last_error_class=name) from last
+        raise _transient_error(last, cfg, where, attempts, time.monotonic() - started, api_key) from last
+    except LLMError:
+        raise
     except openai.OpenAIError as exc:
-        raise permanent_error(exc, cfg, msgs, api_key) from exc
+        raise permanent_error(exc, cfg, msgs, api_key, shrinks) from exc
     finally:
         if own_client:
             client.close()
     latency_ms = round((time.monotonic() - started) * 1000.0, 1)
 
-    choice = response.choices[0] if getattr(response, "choices", None) else None
-    message = getattr(choice, "message", None)
-    text = (getattr(message, "content", None) or getattr(message, "refusal", None) or "") if message else ""
+    empty = not text.strip()
+    if empty:
+        text = ""
     usage = getattr(response, "usage", None)
     prompt_tokens = getattr(usage, "prompt_tokens", None) if usage else None
     completion_tokens = getattr(usage, "completion_tokens", None) if usage else None
@@ -382,4 +553,35 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
         "attempts": attempts,
         "finish_reason": getattr(choice, "finish_reason", None) if choice else None,
         "context_trimmed": trimmed,
+        "context_shrinks": shrinks,
+        "empty": empty,
     }
+
+
+def _transient_error(last: BaseException | None, cfg: Mapping[str, Any], where: str, attempts: int,
+                     elapsed: float, api_key: str | None) -> LLMTransientError:
+    """The one line a DM reads when every attempt failed transiently: which server, what went
+    wrong last, how long we tried, what to check."""
+    name = type(last).__name__
+    cause = _redact(_describe(last), api_key)
+    tried = f"{attempts} attempts in {elapsed:.1f} s"
+    if cfg.get("offline"):
+        return LLMTransientError(
+            f"The offline model kept failing ({tried}), the last with {name} ({cause}). These are its simulated "
+            "faults; lower their rates to fail less often.", attempts=attempts, last_error_class=name)
+    if isinstance(last, openai.APITimeoutError):
+        limit = float(cfg.get("request_timeout_s") or DEFAULT_REQUEST_TIMEOUT_S)
+        text = (f"The LLM server at {where} did not answer within {limit:g} s ({tried}). Check that it is not "
+                "overloaded, or use a faster model, then retry.")
+    elif isinstance(last, openai.APIConnectionError):
+        text = (f"Cannot reach the LLM server at {where} ({cause}; {tried}). Check that it is running and that "
+                "OPENAI_BASE_URL is right, then retry.")
+    elif isinstance(last, openai.RateLimitError):
+        text = (f"The LLM server at {where} kept refusing with a rate limit ({cause}; {tried}). Wait, or use a "
+                "key with a higher limit, then retry.")
+    elif isinstance(last, openai.APIStatusError):
+        text = (f"The LLM server at {where} kept failing with HTTP {cause} ({tried}). Check that it "
+                "is up and healthy, then retry.")
+    else:
+        text = f"The LLM server at {where} kept failing with {name} ({cause}; {tried}). Check that it is up, then retry."
+    return LLMTransientError(text, attempts=attempts, last_error_class=name)

@@ -284,6 +284,8 @@ def validate(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
         if action.get("manual") or action.get("valid"):
             continue
         found = validation.find_overreach(action["text"])
+        if not action["text"].strip():  # a weak model that said nothing gets the same retries
+            found = [{"kind": "empty", "match": "", "start": 0, "end": 0, "reason": "the reply was empty"}]
         if not found:
             action.update(valid=True, violations=[])
             continue

@@ -48,9 +48,14 @@ def llm_config(settings: Settings, *, offline: bool, model: str | None = None, l
     if not settings.openai_api_key and not settings.openai_base_url:
         raise LLMConfigError("OPENAI_API_KEY is not set.",
                              hint="Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server), or pass --offline.")
+    window = settings.context_window
+    if not window:  # ask the server (llama.cpp /props, Ollama /api/show, vLLM, LM Studio)
+        from ttrpg.model_info import context_window
+
+        window = context_window(settings.openai_base_url, model, settings.openai_api_key)
     return {"model": model, "base_url": settings.openai_base_url, "offline": False, "latency_ms": 0,
             "faults": {}, "seed": seed, "backoff_base": settings.backoff_base,
-            "context_window": settings.context_window or defaults.CONTEXT_WINDOW,
+            "context_window": window or defaults.CONTEXT_WINDOW,
             "request_timeout_s": defaults.LLM_REQUEST_TIMEOUT_S}
 
 
