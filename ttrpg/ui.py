@@ -65,10 +65,6 @@ class StoryUI:
             out().print(Text(f"  Table: {c.get('state')} on “{c.get('plan', '')}”"
                              + (f" (dissent: {', '.join(map(self._name, c['dissent']))})" if c.get("dissent") else ""),
                              style="dim italic"))
-        elif node in ("validation",):
-            for pid, a in (values.get("actions") or {}).items():
-                if a.get("valid") and not a.get("shown"):
-                    pass
         elif node == "dm_adjudication":
             for pid, a in (state.get("actions") or {}).items():
                 tag = " (auto-corrected)" if a.get("autocorrected") else ""
@@ -93,9 +89,8 @@ class StoryUI:
         elif node == "character_reaction":
             for pid, text in (values.get("reactions") or {}).items():
                 out().print(Text(f"  {self._name(pid)}: {text}", style="green"))
-        nxt = _next_label(node)
-        if nxt:
-            err().print(f"[dim]· {PHASE_LABELS.get(node, node)} done[/]", highlight=False) if self.verbose else None
+        if self.verbose and node in PHASE_LABELS:
+            err().print(f"[dim]· {PHASE_LABELS[node]} done[/]", highlight=False)
 
     def failure(self, phase: str, count: int, reason: str) -> None:
         if phase == "redis":
@@ -107,10 +102,6 @@ class StoryUI:
     def session_end(self, driver, final: dict) -> None:
         err().print(f"[bold]Session {driver.session_id} ended[/] after {final.get('turn', 1) - 1} turn(s). "
                     f"Log: {driver.mirror.path}")
-
-
-def _next_label(node: str) -> str:
-    return PHASE_LABELS.get(node, "")
 
 
 class KeyboardDM:
