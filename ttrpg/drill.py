@@ -27,6 +27,7 @@ import time
 import uuid
 from collections import Counter
 
+from ttrpg.process import pid_alive
 from ttrpg.settings import Settings, get_settings
 
 KINDS = ("dm_kill", "worker_kill", "redis_restart", "llm_faults")
@@ -193,7 +194,7 @@ class _Fleet:
         self.pids |= set(fleet.pids)
 
     def replace_dead(self):
-        dead = [p for p in self.pids if not _alive(p)]
+        dead = [p for p in self.pids if not pid_alive(p)]
         self.pids -= set(dead)
         if dead:
             self._start(len(dead))
@@ -201,15 +202,6 @@ class _Fleet:
     def __exit__(self, *exc):
         for cm, _ in reversed(self._stack):
             cm.__exit__(None, None, None)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split()[2] != "Z"
-    except (ProcessLookupError, FileNotFoundError):
-        return False
 
 
 def run(trials: int = 20, seed: int = 1, turns: int = 2, kinds=KINDS, settings: Settings | None = None,

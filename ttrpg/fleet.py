@@ -35,6 +35,7 @@ import sys
 import time
 
 from ttrpg import defaults
+from ttrpg.process import pid_alive
 
 __all__ = ["fleet_status", "failed_jobs", "requeue_failed", "requeue_failed_jobs", "redis_server_argv"]
 
@@ -75,16 +76,6 @@ def _age(value) -> float | None:
 def _last_line(text: str | None) -> str | None:
     lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
     return lines[-1] if lines else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def monitor_client(settings=None):
@@ -191,7 +182,7 @@ def _workers(client) -> list[dict]:
         warm, cold = client.hmget(w.key, "ttrpg_warm_dispatches", "ttrpg_cold_dispatches")
         age = _age(w.last_heartbeat)
         if w.hostname == hostname and w.pid:
-            alive = _pid_alive(w.pid)
+            alive = pid_alive(w.pid)
         else:
             alive = age is not None and age <= STALE_HEARTBEAT_S
         row = {

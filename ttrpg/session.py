@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from ttrpg import defaults
 from ttrpg.constants import CAMPAIGN_SESSIONS, SESSION_KEY, SESSION_LOCK, SESSIONS_INDEX
 from ttrpg.exceptions import ConfigError, PhaseError, RedisUnavailable, SessionLocked, UnknownSession
+from ttrpg.process import pid_alive
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -104,16 +105,6 @@ _TAKE_OVER = ("if redis.call('GET', KEYS[1]) == ARGV[1] then "
               "return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end return false")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class SessionLock:
     """One driver per session: taken with ``SET NX PX``, renewed by a daemon thread."""
 
@@ -140,7 +131,7 @@ class SessionLock:
             return bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
         host, _, rest = holder.decode().partition(":")
         pid = rest.partition(":")[0]
-        if host != socket.gethostname() or not pid.isdigit() or _alive(int(pid)):
+        if host != socket.gethostname() or not pid.isdigit() or pid_alive(int(pid)):
             return False
         return bool(self.redis.eval(_TAKE_OVER, 1, self.key, holder, self.token, self.ttl_ms))
 

@@ -65,6 +65,7 @@ from rq.worker import SimpleWorker, SpawnWorker, Worker, WorkerStatus
 
 from ttrpg import defaults
 from ttrpg.exceptions import ConfigError, TTRPGError
+from ttrpg.process import pid_alive
 
 __all__ = [
     "AllowListedJob",
@@ -92,7 +93,6 @@ HORSE_PRELOAD = ("ttrpg.jobs", "ttrpg.settings", "ttrpg.events", "ttrpg.llm", "o
 
 #: Modules the parent of a fork or simple worker imports once, so that jobs do not.
 PARENT_PRELOAD = HORSE_PRELOAD
-
 
 
 #: What each worker class costs per job, for ``ttrpg worker --help`` and ``ttrpg bench``.
@@ -209,16 +209,6 @@ def _set_parent_death_signal(sig: int) -> bool:
         return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
     except Exception:  # pragma: no cover
         return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -1024,7 +1014,7 @@ def local_workers(n: int, queues: list[str] | None = None, worker_class: str = D
 def _orphaned_local(name: str) -> bool:
     """A ``local-<parent pid>-...`` worker whose parent (the session that started it) is gone."""
     parts = name.split("-")
-    return len(parts) > 2 and parts[0] == "local" and parts[1].isdigit() and not _pid_alive(int(parts[1]))
+    return len(parts) > 2 and parts[0] == "local" and parts[1].isdigit() and not pid_alive(int(parts[1]))
 
 
 def live_workers(queue_names: list[str] | None = None, settings=None) -> list[dict]:
@@ -1047,7 +1037,7 @@ def live_workers(queue_names: list[str] | None = None, settings=None) -> list[di
             for w in Worker.all(queue=Queue(q, connection=client, serializer=JSONSerializer)):
                 if w.name in seen:
                     continue
-                if w.hostname == hostname and w.pid and not _pid_alive(w.pid):
+                if w.hostname == hostname and w.pid and not pid_alive(w.pid):
                     continue
                 if w.hostname == hostname and _orphaned_local(w.name):
                     continue  # a dead session's local worker, finishing its job before it exits
