@@ -160,12 +160,13 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
             pass
         resume_ms["turn_3"] = _resume_cost(redis, sid, settings_q)
         storage = {"turn_3": _checkpoint_bytes(redis, sid)}
-        try:
-            play.resume(sid, dm=_StopAt(script, turns), ui=_Quiet(), workers=0, settings=settings_q)
-        except KeyboardInterrupt:
-            pass
-        resume_ms[f"turn_{turns}"] = _resume_cost(redis, sid, settings_q)
-        storage[f"turn_{turns}"] = _checkpoint_bytes(redis, sid)
+        for stop in sorted({max(4, turns // 2), turns}):
+            try:
+                play.resume(sid, dm=_StopAt(script, stop), ui=_Quiet(), workers=0, settings=settings_q)
+            except KeyboardInterrupt:
+                pass
+            resume_ms[f"turn_{stop}"] = _resume_cost(redis, sid, settings_q)
+            storage[f"turn_{stop}"] = _checkpoint_bytes(redis, sid)
     done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
     from datetime import datetime
 
