@@ -55,6 +55,13 @@ def run_jobs(redis, queue_name: str, requests: dict[str, dict], *, session_id: s
     from rq.serializers import JSONSerializer
 
     queue = Queue(queue_name, connection=redis, serializer=JSONSerializer)
+    order = list(requests)
+    reused = _answers_of_earlier_attempts(redis, requests, session_id, turn, phase, attempt)
+    if reused and events:
+        for pid in reused:
+            events.emit("job_reattached", f"{turn}:{phase}:{pid}:{attempt}", turn, phase=phase, player_id=pid,
+                        attempt=attempt, job_id=reused[pid]["job_id"], status="finished in an earlier attempt")
+    requests = {pid: r for pid, r in requests.items() if pid not in reused}
     ids = {pid: job_id(session_id, turn, phase, pid, attempt) for pid in requests}
     existing = Job.fetch_many(list(ids.values()), connection=redis, serializer=JSONSerializer)
     jobs: dict[str, Job] = {}
@@ -81,8 +88,31 @@ def run_jobs(redis, queue_name: str, requests: dict[str, dict], *, session_id: s
             events.emit("job_reattached", f"{turn}:{phase}:{pid}:{attempt}", turn, phase=phase, player_id=pid,
                         attempt=attempt, job_id=jid, status=str(job.get_status(refresh=False) or ""))
         jobs[pid] = job
-    results = _wait(redis, queue, jobs, phase, timeout)
-    return FanoutResult({pid: results[pid] for pid in requests}, enqueued, reattached)
+    results = _wait(redis, queue, jobs, phase, timeout) if jobs else {}
+    results.update({pid: r["result"] for pid, r in reused.items()})
+    return FanoutResult({pid: results[pid] for pid in order}, enqueued, reattached + list(reused))
+
+
+def _answers_of_earlier_attempts(redis, requests: dict, session_id: str, turn: int, phase: str,
+                                 attempt: int) -> dict[str, dict]:
+    """When a phase runs again after a failure, the players whose call succeeded in an earlier
+    attempt keep that answer: only the calls that failed are made again."""
+    from rq.job import Job, JobStatus
+    from rq.serializers import JSONSerializer
+
+    if attempt <= 1:
+        return {}
+    found: dict[str, dict] = {}
+    for pid in requests:
+        ids = [job_id(session_id, turn, phase, pid, a) for a in range(attempt - 1, 0, -1)]
+        for job in Job.fetch_many(ids, connection=redis, serializer=JSONSerializer):
+            if job is None or job.get_status(refresh=False) != JobStatus.FINISHED:
+                continue
+            value = job.return_value()
+            if isinstance(value, dict) and value.get("ok"):
+                found[pid] = {"job_id": job.id, "result": value}
+                break
+    return found
 
 
 def _wait(redis, queue, jobs: dict, phase: str, timeout: float) -> dict[str, dict]:

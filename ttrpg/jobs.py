@@ -41,7 +41,7 @@ def scoped_faults(cfg: dict, player_id: str, phase: str, attempt: int) -> dict:
     players, phases, until = scope.get("players"), scope.get("phases"), scope.get("until_attempt")
     if (players and player_id not in players) or (phases and phase not in phases) or (until and attempt >= until):
         return {**cfg, "faults": {}}
-    return cfg
+    return {**cfg, "fault_salt": f"a{attempt}"} if attempt > 1 else cfg
 
 
 ALLOWED = frozenset({"ttrpg.jobs.probe", "ttrpg.jobs.sleep_for", "ttrpg.jobs.ask_player"})

@@ -831,6 +831,10 @@ class OfflineTransport(httpx.BaseTransport):
 
     def __init__(self, cfg: Mapping[str, Any]):
         self.seed = int(cfg.get("seed") or 0)
+        # Faults also depend on the phase attempt, so a phase that rolled back after its calls
+        # failed meets other faults on its next attempt (as with a real, flaky server); the
+        # words stay those of the seed.
+        self.fault_salt = cfg.get("fault_salt", "")
         self.latency_s = max(0.0, float(cfg.get("latency_ms") or 0) / 1000.0)
         faults = cfg.get("faults") or {}
         unknown = set(faults) - set(FAULT_KINDS)
@@ -876,7 +880,7 @@ class OfflineTransport(httpx.BaseTransport):
             self._seen[request_key] += 1
         if self.latency_s:
             time.sleep(self.latency_s)
-        rng = random.Random(stable_hash("faults", self.seed, content, attempt_index))
+        rng = random.Random(stable_hash("faults", self.seed, self.fault_salt, content, attempt_index))
         fault = None
         for kind in ("rate_limit", "server_error", "timeout"):
             if rng.random() < self.faults[kind]:
