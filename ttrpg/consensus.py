@@ -21,6 +21,7 @@ from collections import Counter
 from ttrpg import defaults
 
 MAX_ROUNDS = defaults.DISCUSSION_MAX_ROUNDS
+MAX_SECONDS = defaults.DISCUSSION_MAX_S
 
 
 def _label(plan: str) -> str:

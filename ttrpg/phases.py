@@ -12,6 +12,7 @@ id, events de-duplicated by id, and dice rolled in a node of their own.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -220,6 +221,7 @@ def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     verdict: dict = {}
     tokens = dict(state.get("tokens") or {})
     ship = state["party"]["ship"]
+    started = time.monotonic()
     for round_no in range(1, consensus.MAX_ROUNDS + 1):
         msgs = {p["id"]: prompts.discussion_messages(p, ship, state["narration"], _memories(state, p["id"], "player"),
                                                     _whispers(state, p["id"], "player"), state.get("history") or [],
@@ -233,10 +235,12 @@ def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
         verdict = consensus.detect([t for t in talk if t["round"] == round_no], round_no)
         ctx.events.emit("consensus", f"{state['turn']}:{attempt}:r{round_no}", state["turn"], round=round_no,
                         state=verdict["state"], plan=verdict["plan"], dissent=verdict["dissent"],
-                        final=verdict["state"] != "conflicted" or round_no == consensus.MAX_ROUNDS)
+                        final=verdict["state"] != "conflicted")
         if verdict["state"] != "conflicted":
             break
-    else:
+        if time.monotonic() - started > consensus.MAX_SECONDS:
+            break  # the table has talked long enough: vote
+    if verdict["state"] == "conflicted":
         verdict = consensus.vote(talk)
         ctx.events.emit("consensus", f"{state['turn']}:{attempt}:vote", state["turn"], round=verdict["rounds"],
                         state=verdict["state"], plan=verdict["plan"], dissent=verdict["dissent"], final=True,
