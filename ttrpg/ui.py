@@ -49,6 +49,10 @@ class StoryUI:
             out().print(table)
 
     def question(self, question: dict, state: dict) -> None:
+        if question["kind"] == "adjudication":  # the DM sees what the characters attempt, then rules
+            for pid, a in (state.get("actions") or {}).items():
+                tag = " (auto-corrected)" if a.get("autocorrected") else ""
+                out().print(Panel(a["text"], title=f"{self._name(pid)}{tag}", border_style="green"))
         err().print(f"[dim]turn {question.get('turn', state.get('turn'))} · waiting for the DM: "
                     f"{question['kind']}[/]")
 
@@ -65,10 +69,6 @@ class StoryUI:
             out().print(Text(f"  Table: {c.get('state')} on “{c.get('plan', '')}”"
                              + (f" (dissent: {', '.join(map(self._name, c['dissent']))})" if c.get("dissent") else ""),
                              style="dim italic"))
-        elif node == "dm_adjudication":
-            for pid, a in (state.get("actions") or {}).items():
-                tag = " (auto-corrected)" if a.get("autocorrected") else ""
-                out().print(Panel(a["text"], title=f"{self._name(pid)}{tag}", border_style="green"))
         elif node == "dice_resolution" and values.get("rolls"):
             table = Table(title="Dice")
             for col in ("character", "approach", "number", "dice", "successes", "result"):
