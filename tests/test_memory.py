@@ -375,7 +375,7 @@ def test_bench_query_reports_and_cleans_up(redis_client):
 
 
 def test_memory_events_match_the_research_log_schema(redis_client, campaign, session_id):
-    event_schema = pytest.importorskip("ttrpg.event_schema")
+    from ttrpg import event_schema
     ctx = _ctx(redis_client, session_id, campaign)
     memory.store(redis_client, campaign, scope="character:p1", text="Galvin is dead.", source="character", turn=1,
                  session_id=session_id, events=ctx.events)

@@ -139,7 +139,6 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
     from ttrpg.characters import default_party
     from ttrpg.connection import get_redis
     from ttrpg.dm import builtin_script
-    from ttrpg.session import Driver
     from ttrpg.worker import local_workers
 
     settings = settings or get_settings()

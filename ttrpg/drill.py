@@ -160,8 +160,6 @@ class Drill:
         return False
 
     def _kill_busy_worker(self, sid, fleet, rng) -> int | None:
-        from rq import Worker
-
         from ttrpg.worker import live_workers
 
         self._wait_for(sid, lambda log: sum(e["event_type"] == "job_enqueued" for e in log) >= 2, 120)

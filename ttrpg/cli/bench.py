@@ -40,7 +40,7 @@ def render(f: dict):
     c = f["checkpoint_put"]
     t.add_row("checkpoint write", f"{c['p50']} ms", f"p99 {c['p99']}", f"n={c['n']}")
     to = f["turn_overhead"]
-    t.add_row(f"turn overhead, first turns", f"{to['early_turns_ms']['median']} ms",
+    t.add_row("turn overhead, first turns", f"{to['early_turns_ms']['median']} ms",
               f"p10 {to['early_turns_ms']['p10']} / p90 {to['early_turns_ms']['p90']}", f"{to['players']} players")
     t.add_row(f"turn overhead, turns up to {to['turns']}", f"{to['late_turns_ms']['median']} ms",
               f"p10 {to['late_turns_ms']['p10']} / p90 {to['late_turns_ms']['p90']}",
