@@ -301,7 +301,7 @@ class Driver:
             if node == "memory_storage":
                 self.saver.prune([self.session_id], keep_last=defaults.CHECKPOINTS_KEPT)
             self.mirror.sync()
-            _drill_kill(node, turn)
+            _drill_kill(node, turn, self.settings.kill_after)
 
     def _phase_failed(self, exc: Exception) -> None:
         snap = self.state()
@@ -324,10 +324,9 @@ class Driver:
                              player_id=player)
 
 
-def _drill_kill(node: str, turn: int) -> None:
+def _drill_kill(node: str, turn: int, target: str | None) -> None:
     """Fault drills (``ttrpg drill``, crash tests): ``TTRPG_KILL_AFTER=<phase>@<turn>`` makes this
     process SIGKILL itself right after that phase's checkpoint, a real crash at a known point."""
-    target = os.environ.get("TTRPG_KILL_AFTER")
     if target and target == f"{node}@{turn}":
         import signal
 

@@ -53,6 +53,7 @@ class Settings:
     warm_spawn: bool
     worker_class: str = "warm"
     worker_name: str | None = None
+    kill_after: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -70,6 +71,7 @@ class Settings:
             warm_spawn=_bool("TTRPG_WARM_SPAWN", defaults.WARM_SPAWN),
             worker_class=os.environ.get("TTRPG_WORKER_CLASS") or "warm",
             worker_name=os.environ.get("TTRPG_WORKER_NAME") or None,
+            kill_after=os.environ.get("TTRPG_KILL_AFTER") or None,
         )
 
 
