@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from rq.job import JobStatus
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, processes_mentioning, run_cli
 from ttrpg import defaults
 from ttrpg.worker import horses, job_queue, live_workers, local_workers
 
@@ -165,24 +165,6 @@ def _dockerfile() -> list[tuple[str, str, str]]:
             stage = words[2] if len(words) >= 3 and words[1].lower() == "as" else f"stage{len(out)}"
         out.append((stage, instruction, args.strip()))
     return out
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Live (non-zombie) processes whose command line contains ``text``."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if text.encode() in cmdline and stat[stat.rindex(b")") + 2:][:1] != b"Z":
-            found.append(int(entry))
-    return found
 
 
 # --------------------------------------------------------------------------- systemd
@@ -382,7 +364,7 @@ def test_sigterm_from_the_service_manager_lets_the_job_in_flight_finish(queue_na
         value = job.latest_result().return_value
         assert value["ended_at"] - value["started_at"] >= 2.9  # ran to its end, not cut short
         # Nothing is left for the service manager's final SIGKILL to hit.
-        assert _wait(lambda: not _processes_mentioning(name), 5), _processes_mentioning(name)
+        assert _wait(lambda: not processes_mentioning(name), 5), processes_mentioning(name)
         assert name not in {w["name"] for w in live_workers([queue_name])}
     finally:
         if proc.poll() is None:

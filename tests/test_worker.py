@@ -16,7 +16,7 @@ import pytest
 from rq import Retry
 from rq.job import JobStatus
 
-from tests.conftest import run_cli
+from tests.conftest import processes_mentioning, run_cli
 from ttrpg.settings import get_settings
 from ttrpg.worker import horses, job_queue, live_workers, local_workers, measure_dispatch
 
@@ -37,24 +37,6 @@ def _ready_horse(worker_name: str, timeout: float = 30.0):
 
 def _running_horse(worker_name: str, timeout: float = 30.0):
     return _wait(lambda: next((h for h in horses(worker_name) if h.state == "running"), None), timeout)
-
-
-def _processes_mentioning(text: str) -> list[int]:
-    """Live (non-zombie) processes whose command line contains ``text``: worker, scheduler, horses."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if text.encode() in cmdline and stat[stat.rindex(b")") + 2:][:1] != b"Z":
-            found.append(int(entry))
-    return found
 
 
 def _gone_or_zombie(pid: int) -> bool:
@@ -123,10 +105,10 @@ def test_sigkill_of_an_idle_worker_leaves_no_process_behind(queue_name):
         name = fleet.names[0]
         horse = _ready_horse(name)
         assert horse is not None
-        assert len(_processes_mentioning(name)) >= 3  # worker, its scheduler, the waiting horse
+        assert len(processes_mentioning(name)) >= 3  # worker, its scheduler, the waiting horse
         os.kill(fleet.pids[0], signal.SIGKILL)
         fleet.procs[0].wait(5)
-        assert _wait(lambda: not _processes_mentioning(name), 5), _processes_mentioning(name)
+        assert _wait(lambda: not processes_mentioning(name), 5), processes_mentioning(name)
         assert _gone_or_zombie(horse.pid)
 
 
@@ -167,7 +149,7 @@ def test_sigterm_finishes_the_job_in_flight_then_exits_0(queue, queue_name):
         assert proc.wait(30) == 0
         assert job.get_status(refresh=True) == JobStatus.FINISHED
         assert job.latest_result().return_value["ended_at"] > job.latest_result().return_value["started_at"]
-        assert _wait(lambda: not _processes_mentioning(name), 5), _processes_mentioning(name)
+        assert _wait(lambda: not processes_mentioning(name), 5), processes_mentioning(name)
 
 
 def test_a_second_sigterm_is_a_cold_shutdown_that_kills_the_job(queue, queue_name):
@@ -179,7 +161,7 @@ def test_a_second_sigterm_is_a_cold_shutdown_that_kills_the_job(queue, queue_nam
         time.sleep(1.5)  # RQ ignores a second signal within 1 s of the first
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
-        assert _wait(lambda: not _processes_mentioning(name), 5), _processes_mentioning(name)
+        assert _wait(lambda: not processes_mentioning(name), 5), processes_mentioning(name)
         assert _gone_or_zombie(horse.pid)
         assert job.get_status(refresh=True) == JobStatus.STARTED  # abandoned: StartedJobRegistry.cleanup() handles it
 
@@ -202,7 +184,7 @@ def test_sigkill_of_a_busy_worker_lets_the_job_finish_and_leaves_nothing(queue, 
         os.kill(fleet.pids[0], signal.SIGKILL)
         assert _wait_status(job, {JobStatus.FINISHED}, 20), job.get_status()
         assert job.latest_result().return_value["pid"] == horse.pid
-        assert _wait(lambda: not _processes_mentioning(name), 5), _processes_mentioning(name)
+        assert _wait(lambda: not processes_mentioning(name), 5), processes_mentioning(name)
 
 
 @pytest.mark.parametrize("worker_class", ["warm", "spawn", "fork", "simple"])

@@ -294,10 +294,10 @@ class Driver:
         for node, values in update.items():
             if node.startswith("__"):
                 continue
-            values = values or {}
-            turn = self.state().values.get("turn")
+            state = self.state().values
+            turn = state.get("turn")
             touch(self.redis, self.session_id, turn=turn, phase=node)
-            self.ui.step(node, values, self.state().values)
+            self.ui.step(node, values or {}, state)
             if node == "memory_storage":
                 self.saver.prune([self.session_id], keep_last=defaults.CHECKPOINTS_KEPT)
             self.mirror.sync()
