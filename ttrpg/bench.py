@@ -90,7 +90,7 @@ def checkpoint_put(n: int = 200, settings: Settings | None = None) -> dict:
 
     from ttrpg.characters import default_party
     from ttrpg.connection import get_redis
-    from ttrpg.graph import make_saver
+    from ttrpg.checkpoint import make_saver
 
     saver = make_saver(get_redis(settings or get_settings()))
     thread = f"bench-ckpt-{uuid.uuid4().hex[:8]}"
