@@ -7,6 +7,41 @@ for scripts (``ttrpg sessions --json | jq``). Rich honours NO_COLOR and non-TTY 
 from __future__ import annotations
 
 import functools
+import re
+
+# ESC-introduced sequences first (CSI ``ESC [ ... final``, OSC/DCS/APC/PM/SOS strings ended by
+# BEL or ``ESC \\``, two-byte escapes), so that their parameters go too, not just the ESC byte;
+# then every other C0/C1 control character and DEL. Newlines and tabs are kept.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]?"                       # CSI
+    r"|\x1b[\]PX^_][^\x07\x1b]*(?:\x07|\x1b\\)?"    # OSC, DCS, SOS, PM, APC strings
+    r"|\x9b[0-?]*[ -/]*[@-~]?"                         # 8-bit CSI
+    r"|[\x90\x9d\x98\x9e\x9f][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # 8-bit string controls
+    r"|\x1b[ -/]*[0-~]?"                                # other escapes
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_text(text) -> str:
+    """Text from a model, a server, a file or the DM, safe to show on a terminal.
+
+    Terminal escape sequences (colours, cursor moves, window titles, OSC 8 hyperlinks, OSC 52
+    clipboard writes, screen clears) and other control characters are removed; newlines and
+    tabs are kept. Markup is a separate matter: print the result as :class:`rich.text.Text`
+    (see :func:`text`), never as a markup string. The research log keeps the original.
+
+    >>> clean_text("hi\\x1b]0;pwned\\x07 there\\x1b[2J")
+    'hi there'
+    """
+    s = text if isinstance(text, str) else str(text)
+    return _CONTROLS.sub("", _ESCAPES.sub("", s))
+
+
+def text(value, style: str = ""):
+    """A :class:`rich.text.Text` of untrusted ``value``: printed as typed, never as markup."""
+    from rich.text import Text
+
+    return Text(clean_text(value), style=style)
 
 
 @functools.cache
