@@ -36,9 +36,6 @@ PHASE_TIMEOUT_S = 180.0
 """Time limit for one fan-out phase (all players' jobs). Exceeding it fails the phase,
 which rolls back and retries once, then asks the DM."""
 
-PHASE_MAX_FAILURES = 6
-"""A phase that failed this often in one turn, whatever the DM chose, stops the session (it
-stays resumable): something is broken that retrying will not fix."""
 
 REGISTRY_CLEANUP_INTERVAL_S = 15.0
 """While waiting on jobs the orchestrator sweeps RQ's started-job registry this often, so
@@ -73,6 +70,13 @@ LLM_REQUEST_TIMEOUT_S = 30.0
 
 LLM_MAX_TOKENS = 300
 """Reply length cap for one AI-player message."""
+
+LLM_REPLY_MAX_CHARS = 4000
+"""Characters of one model reply kept (the rest is cut, and the cut logged): a phase asks for at most 300
+tokens (about 1200 characters), so only a runaway or hostile server goes past it."""
+
+PROGRESS_INTERVAL_S = 0.4
+"""How often a phase waiting on its players' jobs reports their progress (``fanout.run_jobs(on_progress=...)``)."""
 
 CONTEXT_WINDOW = 8192
 """Context window assumed for a model that tells us nothing about itself."""
@@ -157,3 +161,39 @@ MEMORY_MAX_CANDIDATES = 200
 
 MEMORY_INDEX_WAIT_S = 10.0
 """How long a process waits for RediSearch to finish (re)indexing memories after a restart."""
+
+DM_TEXT_MAX_CHARS = 4000
+"""Longest line the DM may type (narration, outcome, an answer); longer is refused at the prompt."""
+
+SCRIPT_INTERVENTIONS_MAX = 3
+"""How many times a DM script's intervention answer is used for one phase of one turn before
+the session stops (resumable) instead of retrying a phase that keeps failing."""
+
+# --- files and input a user hands ttrpg (ttrpg.jsonfile, ttrpg.play) ---
+
+JSON_FILE_MAX_BYTES = 1_000_000
+"""Largest JSON file ttrpg reads from a user (characters, DM scripts): real ones are a few kB;
+this keeps a wrong path (a log, an image, /dev/zero) from being read into memory."""
+
+JSON_MAX_DEPTH = 64
+"""Deepest nesting of arrays/objects in such a file (ours need 6): deeper would crash the
+JSON parser with a RecursionError."""
+
+JSON_MAX_INT_DIGITS = 20
+"""Longest integer literal accepted in such a file (a 64-bit number has at most 20 digits)."""
+
+MAX_TURNS = 10_000
+"""Largest ``--turns``: far beyond any session, small enough for every store it travels through."""
+
+MAX_LOCAL_WORKERS = 16
+"""Largest ``--workers``: one job per AI player runs at a time, so more than a few only cost memory."""
+
+MAX_LATENCY_MS = 60_000
+"""Largest offline ``--latency``: above the LLM request timeout every call already times out."""
+
+MAX_SEED = 2**63 - 1
+"""Largest ``--seed``: it is stored in checkpoints as a signed 64-bit integer."""
+
+LOG_DIR = "research_logs"
+"""Where session logs are mirrored (``TTRPG_LOG_DIR``), relative to the working directory;
+created private (0700, files 0600): logs hold whispers."""

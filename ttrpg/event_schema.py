@@ -25,14 +25,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from ttrpg import vocabulary as _vocabulary
+
 TYPES = ("string", "integer", "number", "boolean", "array", "object", "null", "timestamp")
 
-#: The nodes of the turn graph (same tuple as :data:`ttrpg.phases.PHASES`; a test checks).
-PHASES = (
-    "dm_narration", "memory_query", "party_discussion", "strategic_intent", "character_action",
-    "validation", "action_retry", "dm_review", "dm_adjudication", "dice_roll", "dice_resolution",
-    "laser_feelings", "dm_outcome", "character_reaction", "memory_storage",
-)
+#: The phases of the turn graph (its work nodes; ask nodes log no phase events).
+PHASES = _vocabulary.PHASES
 
 #: Job phases (the ``phase`` of job and LLM events): one LLM call per player in each.
 JOB_PHASES_DOC = ("`discussion-r<round>` (table talk, round 1-N), `intent` (strategic intent), `action-v<round>` "
@@ -150,30 +148,45 @@ _TYPES: tuple[EventType, ...] = (
          F("to_checkpoint", ("string", "null"), "The LangGraph checkpoint the session went back to."),
          F("reason", "string", "The error message."))),
     EventType(
-        "dm_intervention", "A phase failed twice; the DM chose what to do.", "ttrpg/phases.py (_intervene)",
-        "<turn>:<phase>:<failures>",
+        "dm_intervention", "A phase failed twice (or four times...); the DM chose what to do.",
+        "ttrpg/session.py (Driver._intervene)", "<turn>:<phase>:<failures>",
         (_PHASE,
          F("failures", "integer", "Failures of this phase in this turn."),
          F("reason", "string", "The last error message."),
          F("choice", "string", "retry: run it again; skip: leave the player out this turn; type: the DM types "
            "the player's line; end_turn: end the turn now.", enum=("retry", "skip", "type", "end_turn")),
-         _PID_OPT)),
+         _PID_OPT,
+         F("wait_ms", ("integer", "null"), "How long the DM took to answer, in milliseconds.", required=False))),
     EventType(
-        "dm_input", "Something the DM decided. ``kind`` says what: the narration of a turn, a review of an "
-        "auto-corrected action, the adjudication (who rolls), dice overrides, the outcome.",
-        "ttrpg/phases.py (dm_narration, dm_review, dm_adjudication, dice_resolution, dm_outcome)",
-        "<turn>:narration | <turn>:review:<player> | <turn>:adjudication | <turn>:dice | <turn>:outcome",
+        "dm_input", "Something the DM decided: every answer the DM gave to a question, after it was checked "
+        "(refused answers are asked again and never logged). ``kind`` says what: the narration of a turn, a "
+        "review of an auto-corrected action, the adjudication (who rolls), the dice (kept or overridden), a "
+        "LASER FEELINGS answer, the outcome, an intervention.",
+        "ttrpg/phases.py (work nodes after each ask node), ttrpg/session.py (interventions)",
+        "<turn>:narration | <turn>:review:<player> | <turn>:adjudication | <turn>:dice | <turn>:lf:<player> | "
+        "<turn>:outcome | <turn>:intervention:<phase>:<failures>",
         (F("kind", "string", "What the DM gave.",
-           enum=("narration", "review", "adjudication", "dice_override", "outcome")),
-         F("text", "string", "The narration, the accepted action (review) or the outcome.", required=False,
-           required_when=("kind", ("narration", "review", "outcome"))),
+           enum=("narration", "review", "adjudication", "dice", "dice_override", "laser_feelings", "outcome",
+                 "intervention")),
+         F("source", "string", "Who answered: keyboard (a person), script (a DM script), or unknown (older "
+           "sessions).", required=False),
+         F("wait_ms", ("integer", "null"), "How long the DM took to answer, in milliseconds (null when "
+           "unknown): the DM's thinking time, apart from machine time.", required=False),
+         F("text", ("string", "null"), "The narration, the accepted action (review), the LASER FEELINGS answer, "
+           "the outcome, or the line typed in an intervention.", required=False,
+           required_when=("kind", ("narration", "review", "laser_feelings", "outcome"))),
          F("end", "boolean", "narration only: the DM ended the session instead of narrating.", required=False,
            required_when=("kind", ("narration",))),
-         F("player_id", "string", "review only: whose action.", required=False, required_when=("kind", ("review",))),
+         F("player_id", ("string", "null"), "review, laser_feelings, intervention: whose.", required=False,
+           required_when=("kind", ("review", "laser_feelings"))),
          F("rolls", "array", "adjudication only: ``[{\"player\", \"approach\", \"dice\", \"helpers\"}]``.",
            required=False, required_when=("kind", ("adjudication",)), items="object"),
-         F("override", "object", "dice_override only: player id → the dice the DM set.", required=False,
-           required_when=("kind", ("dice_override",))))),
+         F("override", "object", "dice and dice_override: player id → the dice the DM set (empty: kept).",
+           required=False, required_when=("kind", ("dice_override", "dice"))),
+         F("phase", "string", "intervention only: the phase that failed.", required=False,
+           required_when=("kind", ("intervention",))),
+         F("choice", "string", "intervention only: retry, skip, type or end_turn.", required=False,
+           required_when=("kind", ("intervention",))))),
     EventType(
         "whisper", "A secret the DM gave one player with the narration.", "ttrpg/phases.py (dm_narration)",
         "<turn>:<index>",

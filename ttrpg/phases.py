@@ -1,17 +1,26 @@
 """The turn phases: one function per phase, each returning only the state it changes.
 
-Phases are wrapped by :func:`phase`, which logs ``phase_started`` / ``phase_completed`` with
-deterministic event ids, passes the phase's attempt number (1 + failures recorded for this
-turn and phase) and, after two failures, asks the DM to intervene before running again.
+Two sorts of graph nodes (names in :mod:`ttrpg.vocabulary`):
 
-I/O happens through :class:`TurnContext` (Redis, the job queue, the event log); DM input
-through ``interrupt()``. A phase that calls ``interrupt()`` runs again from its start when
-the DM answers, so everything before an interrupt is idempotent: jobs are re-attached by
-id, events de-duplicated by id, and dice rolled in a node of their own.
+* **ask nodes** (``ask_<kind>``, built by :func:`asking`) put one question to the DM with
+  ``interrupt()``, check the answer against its contract (:mod:`ttrpg.questions`) and store
+  it in the state. A refused answer is asked again with the reason. They do no other work,
+  so nothing that fails later can trap a DM answer in the checkpoint's pending writes (a
+  node that consumed an ``interrupt()`` answer and then raised gets the same answer back on
+  every later run, whatever the DM types next).
+* **work nodes** (wrapped by :func:`phase`) do the phase's work: LLM jobs, dice, events.
+  They log ``phase_started`` / ``phase_completed`` with deterministic event ids and receive
+  the phase's attempt number (1 + failures recorded for this turn and phase, so a retried
+  phase gets fresh job ids). A work node that finds a stored DM answer unusable (an old
+  checkpoint, a hand-edited script) returns ``dm_error`` and the graph goes back to ask.
+
+Failures are handled by the session driver (:mod:`ttrpg.session`), not here: it rolls back,
+retries once and asks the DM to intervene after every second failure.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,20 +28,14 @@ from typing import Any, Callable
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from ttrpg import dice, prompts, validation
+from ttrpg import consensus, dice, memory, prompts, questions, validation
 from ttrpg.constants import SESSION_KEY
+from ttrpg.dm import judge_approach
 from ttrpg.events import EventLog
 from ttrpg.fanout import run_jobs
 from ttrpg.state import TurnState
+from ttrpg.vocabulary import ASK_NODES, PHASES, QUESTIONS
 
-PHASES = (
-    "dm_narration", "memory_query", "party_discussion", "strategic_intent", "character_action",
-    "validation", "action_retry", "dm_review", "dm_adjudication", "dice_roll", "dice_resolution",
-    "laser_feelings", "dm_outcome", "character_reaction", "memory_storage",
-)
-"""Every node of the turn graph, in turn order (retry and question nodes included)."""
-
-INTERVENTION_OPTIONS = ("retry", "skip", "type", "end_turn")
 HISTORY_KEPT = 30
 
 
@@ -52,14 +55,12 @@ class TurnContext:
         return int(raw or 0)
 
     def failure_info(self, turn: int, phase: str) -> dict:
-        import json
-
         raw = self.redis.hget(SESSION_KEY.format(session_id=self.events.session_id), f"failinfo:{turn}:{phase}")
         return json.loads(raw) if raw else {}
 
 
 def phase(name: str) -> Callable:
-    """Wrap a phase function ``fn(state, ctx, attempt) -> dict`` as a graph node."""
+    """Wrap a phase function ``fn(state, ctx, attempt) -> dict`` as a work node."""
 
     def deco(fn):
         # Not functools.wraps: LangGraph reads the node's own signature to pass ``runtime``.
@@ -67,19 +68,13 @@ def phase(name: str) -> Callable:
             ctx = runtime.context
             turn = state["turn"]
             if state.get("turn_ended") and name != "memory_storage":
-                return {"phase": name}
-            fails = ctx.failures(turn, name)
-            update: dict = {}
-            if fails >= 2:
-                update = _intervene(state, ctx, name, fails)
-                state = {**state, **update}
-                if state.get("turn_ended") and name != "memory_storage":
-                    return {**update, "phase": name}
-            attempt = fails + 1
+                return {"phase": name, "dm_error": None}
+            attempt = ctx.failures(turn, name) + 1
             ctx.events.emit("phase_started", f"{turn}:{name}:{attempt}", turn, phase=name, attempt=attempt)
             result = fn(state, ctx, attempt) or {}
-            ctx.events.emit("phase_completed", f"{turn}:{name}:{attempt}", turn, phase=name, attempt=attempt)
-            return {**update, **result, "phase": name}
+            if not result.get("dm_error"):
+                ctx.events.emit("phase_completed", f"{turn}:{name}:{attempt}", turn, phase=name, attempt=attempt)
+            return {"dm_error": None, **result, "phase": name}
 
         node.__name__, node.__qualname__, node.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
         node.phase_name = name
@@ -88,24 +83,67 @@ def phase(name: str) -> Callable:
     return deco
 
 
-def _intervene(state: TurnState, ctx: TurnContext, name: str, fails: int) -> dict:
-    info = ctx.failure_info(state["turn"], name)
-    answer = interrupt({"kind": "intervention", "turn": state["turn"], "phase": name, "failures": fails,
-                        "reason": info.get("reason", ""), "player_id": info.get("player_id"),
-                        "options": list(INTERVENTION_OPTIONS)})
-    choice = answer.get("choice") if isinstance(answer, dict) else str(answer)
-    pid = (answer.get("player_id") if isinstance(answer, dict) else None) or info.get("player_id")
-    ctx.events.emit("dm_intervention", f"{state['turn']}:{name}:{fails}", state["turn"], phase=name,
-                    failures=fails, reason=info.get("reason", ""), choice=choice, player_id=pid)
-    if choice == "skip" and pid:
-        return {"skipped": sorted(set(state.get("skipped") or []) | {pid})}
-    if choice == "type" and pid:
-        manual = {k: dict(v) for k, v in (state.get("manual") or {}).items()}
-        manual.setdefault(name, {})[pid] = answer.get("text", "") if isinstance(answer, dict) else ""
-        return {"manual": manual}
-    if choice == "end_turn":
-        return {"turn_ended": True}
-    return {}
+def asking(kind: str) -> Callable:
+    """Build the ask node of ``kind`` from ``build(state) -> question fields | None``.
+
+    ``None`` means there is nothing to ask this time (no roll to check, nobody to review).
+    The stored answer is ``state["answers"][kind] = {"value", "meta", "question"}``.
+    """
+    node_name = QUESTIONS[kind][0]
+
+    def deco(build):
+        def node(state: TurnState, runtime: Runtime[TurnContext]) -> dict:
+            if state.get("turn_ended") and kind != "narration":
+                return {"phase": node_name, "dm_error": None}
+            fields = build(state, runtime.context)
+            if fields is None:
+                return {"phase": node_name, "dm_error": None}
+            question = {"kind": kind, "turn": state["turn"], **fields}
+            if state.get("dm_error"):
+                question["error"] = state["dm_error"]
+            raw, meta = questions.open_envelope(interrupt(question))
+            try:
+                value = questions.check(raw, question, state)
+            except questions.InvalidAnswer as exc:
+                return {"phase": node_name, "dm_error": str(exc)}
+            answers = {**(state.get("answers") or {}),
+                       kind: {"value": value, "meta": meta, "question": {k: v for k, v in question.items()
+                                                                          if k != "error"}}}
+            return {"phase": node_name, "answers": answers, "dm_error": None}
+
+        node.__name__ = node.__qualname__ = node_name
+        node.__doc__ = build.__doc__
+        node.ask_kind = kind
+        return node
+
+    return deco
+
+
+def answer_of(state: TurnState, kind: str) -> tuple[dict | None, dict, str | None]:
+    """``(value, meta, error)`` of the stored answer to ``kind``, checked again.
+
+    A value that no longer passes its contract (an old checkpoint, a hand-edited state) gives
+    an error: the work node returns it as ``dm_error`` and the graph asks again.
+    """
+    stored = (state.get("answers") or {}).get(kind)
+    if not stored:
+        return None, {}, f"The {kind} answer is missing; please answer again."
+    try:
+        value = questions.check(stored.get("value"), stored.get("question") or {"kind": kind}, state)
+    except questions.InvalidAnswer as exc:
+        return None, {}, str(exc)
+    return value, stored.get("meta") or {}, None
+
+
+def _refused(state: TurnState, kind: str, error: str) -> dict:
+    answers = {k: v for k, v in (state.get("answers") or {}).items() if k != kind}
+    return {"dm_error": error, "answers": answers}
+
+
+def dm_input(ctx: TurnContext, state: TurnState, kind: str, event_id: str, meta: dict, **fields) -> None:
+    """Every DM answer is a ``dm_input`` event: what was answered, by whom, after how long."""
+    ctx.events.emit("dm_input", event_id, state["turn"], kind=kind, source=meta.get("source") or "unknown",
+                    wait_ms=meta.get("wait_ms"), **fields)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -141,8 +179,10 @@ def ask_players(state: TurnState, ctx: TurnContext, job_phase: str, attempt: int
                          "messages": messages, "llm": llm_cfg, "max_tokens": max_tokens}
     results = {}
     if requests:
+        progress = {"on_progress": ctx.extra["on_progress"]} if ctx.extra.get("on_progress") else {}
         results = run_jobs(ctx.redis, ctx.queue, requests, session_id=state["session_id"], turn=state["turn"],
-                           phase=job_phase, attempt=attempt, events=ctx.events, timeout=ctx.phase_timeout).results
+                           phase=job_phase, attempt=attempt, events=ctx.events, timeout=ctx.phase_timeout,
+                           **progress).results
     for pid, text in manual.items():
         if pid in messages_for:
             results[pid] = {"ok": True, "text": text, "manual": True, "prompt_tokens": 0, "completion_tokens": 0}
@@ -176,35 +216,37 @@ def _clean(state: TurnState, pid: str, result: dict) -> str:
 
 # --- the phases -----------------------------------------------------------------------------------
 
+@asking("narration")
+def ask_narration(state: TurnState, ctx: TurnContext) -> dict:
+    """The DM describes the scene (whispers and /end ride along)."""
+    return {}
+
+
 @phase("dm_narration")
 def dm_narration(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    answer = interrupt({"kind": "narration", "turn": state["turn"]})
-    if isinstance(answer, str):
-        answer = {"text": answer}
+    answer, meta, error = answer_of(state, "narration")
+    if error:
+        return _refused(state, "narration", error)
     turn = state["turn"]
-    ctx.events.emit("dm_input", f"{turn}:narration", turn, kind="narration", text=answer.get("text", ""),
-                    end=bool(answer.get("end")))
-    if answer.get("end"):
-        return {"ended": True}
+    dm_input(ctx, state, "narration", f"{turn}:narration", meta, text=answer["text"], end=answer["end"])
+    if answer["end"]:
+        return {"ended": True, "answers": {}}
     whispers = {pid: {k: list(v) for k, v in layers.items()} for pid, layers in (state.get("whispers") or {}).items()}
-    for i, w in enumerate(answer.get("whispers") or []):
-        layers = ("player", "character") if w.get("layer", "both") == "both" else (w["layer"],)
+    for i, w in enumerate(answer["whispers"]):
+        layers = ("player", "character") if w["layer"] == "both" else (w["layer"],)
         for layer in layers:
             whispers.setdefault(w["to"], {}).setdefault(layer, []).append(w["text"])
-        ctx.events.emit("whisper", f"{turn}:{i}", turn, player_id=w["to"], layer=w.get("layer", "both"),
-                        text=w["text"])
+        ctx.events.emit("whisper", f"{turn}:{i}", turn, player_id=w["to"], layer=w["layer"], text=w["text"])
     return {
-        "narration": answer.get("text", ""), "whispers": whispers, "memories": {}, "discussion": [],
+        "narration": answer["text"], "whispers": whispers, "memories": {}, "discussion": [],
         "consensus": {}, "intents": {}, "actions": {}, "validation_round": 1, "adjudication": {}, "rolls": [],
         "laser_feelings": [], "outcome": "", "reactions": {}, "skipped": [], "manual": {}, "turn_ended": False,
-        "tokens": {"prompt": 0, "completion": 0},
+        "tokens": {"prompt": 0, "completion": 0}, "answers": {},
     }
 
 
 @phase("memory_query")
 def memory_query(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    from ttrpg import memory
-
     found = memory.recall_for_turn(ctx, state)
     return {"memories": found}
 
@@ -212,8 +254,6 @@ def memory_query(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
 @phase("party_discussion")
 def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     """Out-of-character table talk (2+ players): rounds until consensus, then a vote."""
-    from ttrpg import consensus
-
     players = active_players(state)
     if len(players) < 2:
         return {"discussion": [], "consensus": {"state": "solo", "plan": "", "dissent": [], "rounds": 0}}
@@ -307,13 +347,13 @@ def validate(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
 
 def after_validation(state: TurnState) -> str:
     if state.get("turn_ended"):
-        return "dm_adjudication"
+        return "ask_adjudication"
     actions = state.get("actions") or {}
     if any(not a.get("valid") and not a.get("manual") and not a.get("needs_review") for a in actions.values()):
         return "action_retry"
     if any(a.get("needs_review") for a in actions.values()):
-        return "dm_review"
-    return "dm_adjudication"
+        return "ask_review"
+    return "ask_adjudication"
 
 
 @phase("action_retry")
@@ -331,42 +371,62 @@ def action_retry(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     return {"actions": actions, "validation_round": round_no, "tokens": _add_tokens(state, results)}
 
 
+def _needing_review(state: TurnState) -> str | None:
+    return next((pid for pid, a in (state.get("actions") or {}).items() if a.get("needs_review")), None)
+
+
+@asking("review")
+def ask_review(state: TurnState, ctx: TurnContext) -> dict | None:
+    """Accept or rewrite an auto-corrected action that may not read well (one player at a time)."""
+    pid = _needing_review(state)
+    if pid is None:
+        return None
+    action = state["actions"][pid]
+    return {"player_id": pid, "text": action["text"], "violations": action.get("violations") or []}
+
+
 @phase("dm_review")
 def dm_review(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    actions = {pid: dict(a) for pid, a in state["actions"].items()}
-    for pid, action in actions.items():
-        if not action.get("needs_review"):
-            continue
-        answer = interrupt({"kind": "review", "turn": state["turn"], "player_id": pid, "text": action["text"],
-                            "violations": action.get("violations") or []})
-        text = answer.get("text") if isinstance(answer, dict) else answer
-        ctx.events.emit("dm_input", f"{state['turn']}:review:{pid}", state["turn"], kind="review", player_id=pid,
-                        text=text or action["text"])
-        action.update(text=text or action["text"], needs_review=False, valid=True, reviewed=True)
-    return {"actions": actions}
-
-
-@phase("dm_adjudication")
-def dm_adjudication(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    if state.get("turn_ended"):
+    pid = _needing_review(state)
+    if pid is None:
         return {}
-    for pid, a in (state.get("actions") or {}).items():
+    answer, meta, error = answer_of(state, "review")
+    if error or answer.get("player_id") != pid:
+        return _refused(state, "review", error or f"The review answer is for another player; review {pid}.")
+    dm_input(ctx, state, "review", f"{state['turn']}:review:{pid}", meta, player_id=pid, text=answer["text"])
+    actions = {k: dict(a) for k, a in state["actions"].items()}
+    actions[pid].update(text=answer["text"], needs_review=False, valid=True, reviewed=True)
+    answers = {k: v for k, v in (state.get("answers") or {}).items() if k != "review"}
+    return {"actions": actions, "answers": answers}
+
+
+def after_review(state: TurnState) -> str:
+    if state.get("dm_error") or _needing_review(state):
+        return "ask_review"
+    return "ask_adjudication"
+
+
+@asking("adjudication")
+def ask_adjudication(state: TurnState, ctx: TurnContext) -> dict:
+    """Who rolls, LASERS or FEELINGS, and how many dice; the DM sees the actions first."""
+    actions = state.get("actions") or {}
+    for pid, a in actions.items():
         ctx.events.emit("character_action", f"{state['turn']}:{pid}", state["turn"], player_id=pid,
                         character=_name(state, pid), text=a["text"], attempt=a.get("attempt", 1),
                         autocorrected=bool(a.get("autocorrected")), reviewed=bool(a.get("reviewed")),
                         manual=bool(a.get("manual")))
-    answer = interrupt({"kind": "adjudication", "turn": state["turn"],
-                        "actions": {pid: a["text"] for pid, a in (state.get("actions") or {}).items()}})
-    rolls = []
-    valid_ids = {p["id"] for p in active_players(state)}
-    for r in (answer or {}).get("rolls") or []:
-        if r.get("player") not in valid_ids:
-            continue
-        rolls.append({"player": r["player"], "approach": r.get("approach", "lasers"),
-                      "dice": dice.validate_dice_count(int(r.get("dice", 1))),
-                      "helpers": [h for h in r.get("helpers") or [] if h in valid_ids and h != r["player"]]})
-    ctx.events.emit("dm_input", f"{state['turn']}:adjudication", state["turn"], kind="adjudication", rolls=rolls)
-    return {"adjudication": {"rolls": rolls}}
+    active = {p["id"] for p in active_players(state)}
+    acting = {pid: a["text"] for pid, a in actions.items() if pid in active}
+    return {"actions": acting, "suggested": {pid: judge_approach(text) for pid, text in acting.items()}}
+
+
+@phase("dm_adjudication")
+def dm_adjudication(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
+    answer, meta, error = answer_of(state, "adjudication")
+    if error:
+        return _refused(state, "adjudication", error)
+    dm_input(ctx, state, "adjudication", f"{state['turn']}:adjudication", meta, rolls=answer["rolls"])
+    return {"adjudication": {"rolls": answer["rolls"]}}
 
 
 @phase("dice_roll")
@@ -387,61 +447,108 @@ def dice_roll(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     return {"rolls": rolls}
 
 
+@asking("dice")
+def ask_dice(state: TurnState, ctx: TurnContext) -> dict | None:
+    """Keep the dice as rolled, or type the dice rolled at the table."""
+    rolls = state.get("rolls") or []
+    return {"rolls": rolls} if rolls else None
+
+
 @phase("dice_resolution")
 def dice_resolution(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     rolls = [dict(r) for r in state.get("rolls") or []]
     if not rolls:
         return {}
-    answer = interrupt({"kind": "dice", "turn": state["turn"], "rolls": rolls}) or {}
-    overrides = answer.get("override") or {} if isinstance(answer, dict) else {}
+    answer, meta, error = answer_of(state, "dice")
+    if error:
+        return _refused(state, "dice", error)
+    overrides = answer["override"]
     for r in rolls:
         if overrides.get(r["player"]):
-            r["dice"] = dice.apply_override(r["dice"], [int(d) for d in overrides[r["player"]]])
+            r["dice"] = dice.apply_override(r["dice"], overrides[r["player"]])
             r["overridden"] = True
         r["result"] = dice.resolve_roll(r["dice"], r["number"], r["approach"])
         ctx.events.emit("dice_roll", f"{state['turn']}:{r['player']}", state["turn"], player_id=r["player"],
                         approach=r["approach"], number=r["number"], dice=r["dice"], helpers=r["helpers"],
                         overridden=r["overridden"], successes=r["result"]["successes"], band=r["result"]["band"],
                         laser_feelings=r["result"]["laser_feelings"])
-    if overrides:
-        ctx.events.emit("dm_input", f"{state['turn']}:dice", state["turn"], kind="dice_override", override=overrides)
+    dm_input(ctx, state, "dice_override" if overrides else "dice", f"{state['turn']}:dice", meta, override=overrides)
     return {"rolls": rolls}
 
 
 def after_dice(state: TurnState) -> str:
+    if state.get("dm_error"):
+        return "ask_dice"
     if any((r.get("result") or {}).get("laser_feelings") for r in state.get("rolls") or []):
         return "laser_feelings"
-    return "dm_outcome"
+    return "ask_outcome"
+
+
+def _unanswered_question(state: TurnState) -> dict | None:
+    return next((q for q in state.get("laser_feelings") or [] if q.get("answer") is None), None)
 
 
 @phase("laser_feelings")
 def laser_feelings(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    """LASER FEELINGS: the player asks the GM a question, which the GM answers honestly."""
-    lucky = [r for r in state["rolls"] if r["result"]["laser_feelings"]]
-    ship = state["party"]["ship"]
-    msgs = {r["player"]: prompts.laser_feelings_question_messages(
-        _player(state, r["player"]), ship, state["narration"],
-        (state["actions"].get(r["player"]) or {}).get("text", "")) for r in lucky}
-    results = ask_players(state, ctx, "lf-question", attempt, msgs, max_tokens=120, manual_phase="laser_feelings")
-    answered = []
-    for r in lucky:
-        pid = r["player"]
-        question = prompts.parse_question(results[pid]["text"])
-        answer = interrupt({"kind": "laser_feelings", "turn": state["turn"], "player_id": pid, "question": question})
-        text = answer.get("text") if isinstance(answer, dict) else str(answer or "")
-        ctx.events.emit("laser_feelings", f"{state['turn']}:{pid}", state["turn"], player_id=pid, question=question,
-                        answer=text)
-        answered.append({"player": pid, "question": question, "answer": text})
-    return {"laser_feelings": answered, "tokens": _add_tokens(state, results)}
+    """LASER FEELINGS: the player asks the GM a question, which the GM answers honestly.
+
+    Runs twice or more: first to get each lucky player's question (LLM jobs), then once after
+    each answer of the DM, which it records.
+    """
+    asked = [dict(q) for q in state.get("laser_feelings") or []]
+    update: dict = {}
+    if not asked:
+        lucky = [r for r in state["rolls"] if r["result"]["laser_feelings"]]
+        ship = state["party"]["ship"]
+        msgs = {r["player"]: prompts.laser_feelings_question_messages(
+            _player(state, r["player"]), ship, state["narration"],
+            (state["actions"].get(r["player"]) or {}).get("text", "")) for r in lucky}
+        results = ask_players(state, ctx, "lf-question", attempt, msgs, max_tokens=120, manual_phase="laser_feelings")
+        asked = [{"player": r["player"], "question": prompts.parse_question(results[r["player"]]["text"]),
+                  "answer": None} for r in lucky]
+        update["tokens"] = _add_tokens(state, results)
+    elif (state.get("answers") or {}).get("laser_feelings"):
+        answer, meta, error = answer_of(state, "laser_feelings")
+        pending = next((q for q in asked if q["answer"] is None), None)
+        question = ((state.get("answers") or {}).get("laser_feelings") or {}).get("question") or {}
+        if error or pending is None or question.get("player_id") != pending["player"]:
+            return _refused(state, "laser_feelings", error or "That answer was for another question; answer again.")
+        pending["answer"] = answer["text"]
+        dm_input(ctx, state, "laser_feelings", f"{state['turn']}:lf:{pending['player']}", meta,
+                 player_id=pending["player"], text=answer["text"])
+        ctx.events.emit("laser_feelings", f"{state['turn']}:{pending['player']}", state["turn"],
+                        player_id=pending["player"], question=pending["question"], answer=answer["text"])
+        update["answers"] = {k: v for k, v in (state.get("answers") or {}).items() if k != "laser_feelings"}
+    return {**update, "laser_feelings": asked}
+
+
+def after_laser_feelings(state: TurnState) -> str:
+    if state.get("dm_error") or _unanswered_question(state):
+        return "ask_laser_feelings"
+    return "ask_outcome"
+
+
+@asking("laser_feelings")
+def ask_laser_feelings(state: TurnState, ctx: TurnContext) -> dict | None:
+    """The DM answers a LASER FEELINGS question honestly."""
+    q = _unanswered_question(state)
+    return {"player_id": q["player"], "question": q["question"]} if q else None
+
+
+@asking("outcome")
+def ask_outcome(state: TurnState, ctx: TurnContext) -> dict:
+    """The DM says what happens."""
+    return {"rolls": state.get("rolls") or [],
+            "actions": {pid: a["text"] for pid, a in (state.get("actions") or {}).items()}}
 
 
 @phase("dm_outcome")
 def dm_outcome(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    answer = interrupt({"kind": "outcome", "turn": state["turn"], "rolls": state.get("rolls") or [],
-                        "actions": {pid: a["text"] for pid, a in (state.get("actions") or {}).items()}})
-    text = answer.get("text") if isinstance(answer, dict) else str(answer or "")
-    ctx.events.emit("dm_input", f"{state['turn']}:outcome", state["turn"], kind="outcome", text=text)
-    return {"outcome": text}
+    answer, meta, error = answer_of(state, "outcome")
+    if error:
+        return _refused(state, "outcome", error)
+    dm_input(ctx, state, "outcome", f"{state['turn']}:outcome", meta, text=answer["text"])
+    return {"outcome": answer["text"]}
 
 
 @phase("character_reaction")
@@ -462,9 +569,9 @@ def character_reaction(state: TurnState, ctx: TurnContext, attempt: int) -> dict
 
 @phase("memory_storage")
 def memory_storage(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    from ttrpg import memory
-
-    memory.store_turn(ctx, state)
+    # A turn the DM ended after this phase failed twice moves on without its memories.
+    if not (state.get("turn_ended") and attempt > 1):
+        memory.store_turn(ctx, state)
     turn = state["turn"]
     line = summarize_turn(state)
     history = (list(state.get("history") or []) + [line])[-HISTORY_KEPT:]
@@ -489,8 +596,33 @@ def summarize_turn(state: TurnState) -> str:
 
 
 def after_turn(state: TurnState) -> str:
-    return "end" if state.get("ended") else "dm_narration"
+    return "end" if state.get("ended") else "ask_narration"
 
 
 def after_narration(state: TurnState) -> str:
+    if state.get("dm_error"):
+        return "ask_narration"
     return "end" if state.get("ended") else "memory_query"
+
+
+def back_to_ask_or(kind: str, then: str) -> Callable[[TurnState], str]:
+    """Routing after a work node that uses a DM answer: back to its question if refused."""
+    ask = QUESTIONS[kind][0]
+
+    def route(state: TurnState) -> str:
+        return ask if state.get("dm_error") else then
+
+    route.__name__ = f"after_{kind}"
+    return route
+
+
+def after_ask(kind: str, then: str) -> Callable[[TurnState], str]:
+    """Routing after an ask node: ask again while the answer is refused."""
+    return back_to_ask_or(kind, then)
+
+
+#: Every node of the turn graph: work nodes by phase name, ask nodes by ``ask_<kind>``.
+NODES: dict[str, Callable] = {
+    **{name: globals()["validate" if name == "validation" else name] for name in PHASES},
+    **{node: globals()[node] for node in ASK_NODES},
+}

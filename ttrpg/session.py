@@ -25,11 +25,27 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from ttrpg import defaults
+import redis as redis_lib
+from langgraph.types import Command
+
+from ttrpg import defaults, memory, phases, questions
+from ttrpg.checkpoint import make_saver
 from ttrpg.constants import CAMPAIGN_SESSIONS, SESSION_KEY, SESSION_LOCK, SESSIONS_INDEX
-from ttrpg.exceptions import ConfigError, PhaseError, RedisUnavailable, UnknownSession
+from ttrpg.events import EventLog, Mirror
+from ttrpg import exceptions
+from ttrpg.exceptions import ConfigError, DMScriptError, RedisUnavailable, UnknownSession
+from ttrpg.graph import compile_graph
+from ttrpg.phases import TurnContext
+from ttrpg.vocabulary import phase_label, phase_of, question_words
 from ttrpg.lock import SessionLock  # noqa: F401  (re-exported: callers import it from here)
 from ttrpg.process import pid_alive
+
+#: Errors that stop the driver instead of counting as a failed phase.
+_STOPS: tuple[type[BaseException], ...] = (RedisUnavailable, DMScriptError) + tuple(
+    e for e in (getattr(exceptions, "LockLost", None),) if e is not None)
+
+#: Session metadata field holding an intervention the DM has not answered yet (JSON).
+PENDING_INTERVENTION = "pending_intervention"
 
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 
@@ -87,13 +103,48 @@ def list_sessions(redis, limit: int = 50) -> list[dict]:
     return rows
 
 
+def driver_of(redis, sid: str) -> dict | None:
+    """The live driver holding the session's lock: ``{"host", "pid"}``, or None.
+
+    A lock whose holder is a dead process of this host (kill -9) does not count: the
+    session is interrupted and ``resume`` takes the lock over at once.
+    """
+    holder = redis.get(SESSION_LOCK.format(session_id=sid))
+    if not holder:
+        return None
+    host, _, rest = holder.decode(errors="replace").partition(":")
+    pid = rest.partition(":")[0]
+    if not pid.isdigit():
+        return None
+    if host == socket.gethostname() and not pid_alive(int(pid)):
+        return None
+    return {"host": host, "pid": int(pid)}
+
+
 def _summary(redis, sid: str, meta: dict) -> dict:
     status = meta.get("status", "paused")
-    if status == "active" and not redis.exists(SESSION_LOCK.format(session_id=sid)):
+    driver = driver_of(redis, sid)
+    if status == "active" and driver is None:
         status = "interrupted"  # its driver died without releasing the lock: resumable
-    return {"session_id": sid, "campaign_id": meta.get("campaign_id"), "turn": int(meta.get("turn", 1)),
-            "phase": meta.get("phase", ""), "status": status, "players": int(meta.get("players", 0)),
-            "model": meta.get("model", ""), "updated_at": float(meta.get("updated_at", 0))}
+    phase = meta.get("phase", "")
+    return {"session_id": sid, "campaign_id": meta.get("campaign_id"), "turn": _int(meta.get("turn"), 1),
+            "phase": phase, "phase_label": phase_label(phase), "status": status,
+            "players": _int(meta.get("players"), 0), "model": meta.get("model", ""),
+            "updated_at": _float(meta.get("updated_at")), "driver": driver}
+
+
+def _int(raw, default: int) -> int:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        return default
+
+
+def _float(raw) -> float:
+    try:
+        return float(raw)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 # --- creating -------------------------------------------------------------------------------------
@@ -133,32 +184,35 @@ def script_of(meta: dict) -> dict | None:
 # --- driving --------------------------------------------------------------------------------------
 
 class Driver:
-    """Runs one session's graph in this process until it ends or the DM stops."""
+    """Runs one session's graph in this process until it ends or the DM stops.
 
-    def __init__(self, redis, session_id: str, dm, ui, settings, *, queue: str | None = None):
-        from ttrpg.events import EventLog, Mirror
-        from ttrpg.graph import compile_graph, make_saver
-        from ttrpg.phases import TurnContext
+    The loop: stream the graph until it stops; if it stopped at a question, ask the DM
+    (keyboard or script) and resume with the answer; if a phase raised, record the failure
+    and run it again from the last checkpoint (the rollback), asking the DM to intervene
+    after every second failure of the same phase. The intervention is asked here, not in the
+    graph, and stored in the session's metadata until answered, so ``resume`` of a session
+    stopped at a failed phase asks at once and no earlier answer is ever reused.
+    """
 
+    def __init__(self, redis, session_id: str, dm, ui, settings, *, queue: str | None = None, fence=None):
         self.redis, self.session_id, self.dm, self.ui, self.settings = redis, session_id, dm, ui, settings
         self.meta = load_meta(redis, session_id)
         self.events = EventLog(redis, session_id, self.meta.get("campaign_id"))
         self.mirror = Mirror(redis, session_id, settings.log_dir)
         self.saver = make_saver(redis)
         self.graph = compile_graph(self.saver)
-        self.config = {"configurable": {"thread_id": session_id}, "recursion_limit": 200}
+        self.config = {"configurable": {"thread_id": session_id}, "recursion_limit": 10_000}
         self.ctx = TurnContext(redis=redis, queue=queue or settings.queue, events=self.events)
+        self.dm_source = getattr(dm, "source", "keyboard")
 
     def state(self):
         return self.graph.get_state(self.config)
 
     def run(self, initial: dict | None = None) -> dict:
         """Drive the session to its end (or until KeyboardInterrupt); returns the final state."""
-        from langgraph.types import Command
-        import redis as redis_lib
-
         snap = self.state()
-        if initial is not None and not snap.values:
+        resumed = not (initial is not None and not snap.values)
+        if not resumed:
             party = initial["party"]
             characters = {p["id"]: {"name": p["character"]["name"], "style": p["character"].get("style"),
                                     "role": p["character"].get("role"), "number": p["character"].get("number"),
@@ -176,6 +230,11 @@ class Driver:
             inp = None
         touch(self.redis, self.session_id, status="active", driver=f"{socket.gethostname()}:{os.getpid()}")
         self.ui.session_header(self, initial or snap.values or {})
+        if resumed and hasattr(self.ui, "recap"):
+            self.ui.recap(snap.values or {}, list(snap.next))
+        pending = self._pending_intervention()
+        if pending:
+            self._intervene(pending)
         try:
             while True:
                 try:
@@ -188,15 +247,18 @@ class Driver:
                     self._wait_for_redis(exc)
                     inp = None
                     continue
-                except Exception as exc:  # a failed phase: roll back, retry, then ask the DM
-                    self._phase_failed(exc)
+                except _STOPS:
+                    raise
+                except Exception as exc:  # a failed phase: roll back, retry, ask the DM every second time
+                    info = self._phase_failed(exc)
+                    if info["failures"] % 2 == 0:
+                        self._intervene(info)
                     inp = None
                     continue
                 snap = self.state()
                 if snap.interrupts:
                     question = snap.interrupts[0].value
-                    self.ui.question(question, snap.values)
-                    inp = Command(resume=self.dm.ask(question, snap.values))
+                    inp = Command(resume=self._ask(question, snap.values))
                     continue
                 if not snap.next:
                     break
@@ -204,8 +266,6 @@ class Driver:
         finally:
             self.mirror.sync()
         final = self.state().values
-        from ttrpg import memory
-
         memory.store_session_end(self.ctx, final)
         self.events.emit("session_ended", "end", final.get("turn"), turns_played=final.get("turn", 1) - 1)
         self.mirror.sync()
@@ -213,9 +273,96 @@ class Driver:
         self.ui.session_end(self, final)
         return final
 
-    def _wait_for_redis(self, exc: Exception) -> None:
-        import redis as redis_lib
+    def _ask(self, question: dict, values: dict):
+        """Put a question to the DM; the answer goes back with who answered and how long it took."""
+        self.ui.question(question, values)
+        started = time.monotonic()
+        answer = self.dm.ask(question, values)
+        return questions.envelope(answer, source=self.dm_source, wait_ms=round((time.monotonic() - started) * 1000))
 
+    # --- failures and interventions ---------------------------------------------------------------
+
+    def _phase_failed(self, exc: Exception) -> dict:
+        snap = self.state()
+        phase = snap.next[0] if snap.next else "unknown"
+        turn = (snap.values or {}).get("turn", 1)
+        key = meta_key(self.session_id)
+        count = self.redis.hincrby(key, f"fail:{turn}:{phase}", 1)
+        reason = (str(exc) or type(exc).__name__)[:500]
+        player = getattr(exc, "player_id", None)
+        info = {"turn": turn, "phase": phase, "failures": count, "reason": reason, "player_id": player}
+        self.redis.hset(key, f"failinfo:{turn}:{phase}", json.dumps({"reason": reason, "player_id": player}))
+        if count % 2 == 0:  # recorded before the DM is asked, so `resume` asks at once after a crash
+            self.redis.hset(key, PENDING_INTERVENTION, json.dumps(info))
+        self.events.emit("phase_failed", f"{turn}:{phase}:{count}", turn, phase=phase, attempt=count, reason=reason,
+                         error_class=type(exc).__name__, player_id=player)
+        if count % 2 == 1:
+            checkpoint = snap.config["configurable"].get("checkpoint_id")
+            self.events.emit("rollback", f"{turn}:{phase}:{count}", turn, phase=phase, to_checkpoint=checkpoint,
+                             reason=reason)
+        self.ui.failure(phase, count, reason)
+        return info
+
+    def _pending_intervention(self) -> dict | None:
+        raw = self.redis.hget(meta_key(self.session_id), PENDING_INTERVENTION)
+        if not raw:
+            return None
+        try:
+            info = json.loads(raw)
+        except ValueError:
+            return None
+        return info if isinstance(info, dict) and info.get("phase") else None
+
+    def _intervene(self, info: dict) -> None:
+        """Ask the DM what to do about a phase that failed twice, and apply the answer to the state."""
+        question = {"kind": "intervention", "turn": info["turn"], "phase": info["phase"],
+                    "failures": info["failures"], "reason": info.get("reason", ""),
+                    "player_id": info.get("player_id"), "options": list(questions.INTERVENTION_CHOICES)}
+        snap = self.state()
+        values = snap.values or {}
+        self.redis.hset(meta_key(self.session_id), PENDING_INTERVENTION, json.dumps(info))
+        touch(self.redis, self.session_id, phase=info["phase"])
+        while True:
+            envelope = self._ask(question, values)
+            try:
+                answer = questions.check(envelope["answer"], question, values)
+                break
+            except questions.InvalidAnswer as exc:
+                if self.dm_source != "keyboard":
+                    raise DMScriptError(f"The DM script's intervention answer was refused: {exc}",
+                                        hint=f"Fix the script, or continue at the keyboard: "
+                                             f"ttrpg resume {self.session_id} --keyboard") from None
+                question = {**question, "error": str(exc)}
+        turn, phase, n = info["turn"], info["phase"], info["failures"]
+        meta = envelope["meta"]
+        self.events.emit("dm_intervention", f"{turn}:{phase}:{n}", turn, phase=phase, failures=n,
+                         reason=info.get("reason", ""), choice=answer["choice"], player_id=answer.get("player_id"),
+                         wait_ms=meta.get("wait_ms"))
+        phases.dm_input(self.ctx, {"turn": turn}, "intervention", f"{turn}:intervention:{phase}:{n}", meta,
+                        phase=phase, choice=answer["choice"], player_id=answer.get("player_id"),
+                        text=answer.get("text"))
+        update = self._intervention_update(values, phase, answer)
+        if update and snap.next:
+            self.graph.update_state(self.config, update)
+        self.redis.hdel(meta_key(self.session_id), PENDING_INTERVENTION)
+
+    @staticmethod
+    def _intervention_update(values: dict, phase: str, answer: dict) -> dict:
+        choice, pid = answer["choice"], answer.get("player_id")
+        if choice == "skip":
+            return {"skipped": sorted(set(values.get("skipped") or []) | {pid})}
+        if choice == "type":
+            manual = {k: dict(v) for k, v in (values.get("manual") or {}).items()}
+            target = "character_action" if phase == "action_retry" else phase
+            manual.setdefault(target, {})[pid] = answer["text"]
+            return {"manual": manual}
+        if choice == "end_turn":
+            return {"turn_ended": True}
+        return {}
+
+    # --- steps and Redis ---------------------------------------------------------------------------
+
+    def _wait_for_redis(self, exc: Exception) -> None:
         self.ui.failure("redis", 0, f"Redis unavailable ({exc}); waiting for it")
         deadline = time.monotonic() + defaults.REDIS_RECONNECT_S
         while time.monotonic() < deadline:
@@ -242,26 +389,6 @@ class Driver:
             self.mirror.sync()
             _drill_kill(node, turn, self.settings.kill_after)
 
-    def _phase_failed(self, exc: Exception) -> None:
-        snap = self.state()
-        phase = snap.next[0] if snap.next else "unknown"
-        turn = (snap.values or {}).get("turn", 1)
-        key = meta_key(self.session_id)
-        count = self.redis.hincrby(key, f"fail:{turn}:{phase}", 1)
-        reason = str(exc) or type(exc).__name__
-        player = getattr(exc, "player_id", None)
-        self.redis.hset(key, f"failinfo:{turn}:{phase}", json.dumps({"reason": reason, "player_id": player}))
-        self.events.emit("phase_failed", f"{turn}:{phase}:{count}", turn, phase=phase, attempt=count, reason=reason,
-                         error_class=type(exc).__name__, player_id=player)
-        if count == 1:
-            checkpoint = snap.config["configurable"].get("checkpoint_id")
-            self.events.emit("rollback", f"{turn}:{phase}:{count}", turn, phase=phase, to_checkpoint=checkpoint,
-                             reason=reason)
-        self.ui.failure(phase, count, reason)
-        if count >= defaults.PHASE_MAX_FAILURES:
-            raise PhaseError(f"Phase {phase} of turn {turn} failed {count} times; last error: {reason}", phase=phase,
-                             player_id=player)
-
 
 def _drill_kill(node: str, turn: int, target: str | None) -> None:
     """Fault drills (``ttrpg drill``, crash tests): ``TTRPG_KILL_AFTER=<phase>@<turn>`` makes this
@@ -285,23 +412,52 @@ def workers_for(settings, n: int, worker_class: str | None = None):
         yield n
 
 
-def session_status(redis, session_id: str) -> dict:
-    """Pending phase, pending DM question and the session's in-flight jobs."""
+def session_status(redis, session_id: str, queue_name: str | None = None) -> dict:
+    """Where a session stands, in words: status, the live driver, the phase, what the DM is
+    being asked, and the session's in-flight jobs. Plain JSON (``ttrpg status --json``)."""
     from rq import Queue
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
-    from ttrpg.graph import compile_graph, make_saver
     from ttrpg.settings import get_settings
 
     meta = load_meta(redis, session_id)
     info = _summary(redis, session_id, meta)
     snap = compile_graph(make_saver(redis)).get_state({"configurable": {"thread_id": session_id}})
-    info["pending_phase"] = snap.next[0] if snap.next else None
-    info["pending_question"] = snap.interrupts[0].value if snap.interrupts else None
-    queue = Queue(get_settings().queue, connection=redis, serializer=JSONSerializer)
+    pending_node = snap.next[0] if snap.next else None
+    info["pending_phase"] = phase_of(pending_node) if pending_node else None
+    info["pending_phase_label"] = phase_label(pending_node) if pending_node else None
+    question = snap.interrupts[0].value if snap.interrupts else None
+    intervention = None
+    raw = meta.get(PENDING_INTERVENTION)
+    if raw:
+        try:
+            intervention = json.loads(raw)
+        except ValueError:
+            intervention = None
+    if isinstance(intervention, dict) and intervention.get("phase"):
+        question = {"kind": "intervention", **intervention}
+        info["pending_phase"] = intervention["phase"]
+        info["pending_phase_label"] = phase_label(intervention["phase"])
+    info["pending_question"] = question
+    info["asking"] = describe_question(question, (snap.values or {})) if question else None
+    queue = Queue(queue_name or get_settings().queue, connection=redis, serializer=JSONSerializer)
     ids = [jid for jid in queue.get_job_ids() + queue.started_job_registry.get_job_ids()
            if jid.startswith(session_id + "_")]
-    info["jobs"] = [{"id": job.id, "status": str(job.get_status())}
+    info["jobs"] = [{"id": job.id, "status": getattr(job.get_status(), "value", str(job.get_status()))}
                     for job in Job.fetch_many(ids, connection=redis, serializer=JSONSerializer) if job]
     return info
+
+
+def describe_question(question: dict, values: dict) -> str:
+    """What the DM is being asked, in one sentence (``ttrpg status``)."""
+    kind = question.get("kind", "")
+    names = questions.party_names(values)
+    turn = question.get("turn", values.get("turn"))
+    who = question.get("player_id")
+    whose = f" for {names.get(who, who)} ({who})" if who else ""
+    if kind == "intervention":
+        return (f"Turn {turn}: phase {phase_label(question.get('phase'))} failed {question.get('failures')} times "
+                f"({question.get('reason', '')}); the DM is asked what to do: retry, skip a player, type the "
+                "player's line, or end the turn.")
+    return f"Turn {turn}: the DM is asked {question_words(kind)}{whose}."

@@ -44,11 +44,13 @@ class TurnState(TypedDict, total=False):
     validation_round: int
     adjudication: dict               # {"rolls": [{"player", "approach", "dice", "helpers"}]}
     rolls: list[Roll]
-    laser_feelings: list[dict]       # [{"player", "question", "answer"}]
+    laser_feelings: list[dict]       # [{"player", "question", "answer"}] (answer None until the DM answers)
     outcome: str
     reactions: dict[str, str]
     skipped: list[str]               # players the DM chose to skip this turn
     manual: dict[str, dict[str, str]]   # phase -> pid -> line typed by the DM
     turn_ended: bool                 # DM ended the turn early: remaining phases pass
     tokens: dict[str, int]           # tokens used this turn
+    answers: dict[str, dict]          # question kind -> {"value", "meta", "question"} (ttrpg.phases.asking)
+    dm_error: str | None              # why the DM's last answer was refused: the question is asked again
     extra: dict[str, Any]

@@ -1,32 +1,61 @@
 """The DM's terminal: the story on stdout, status and prompts on stderr.
 
 :class:`StoryUI` renders each phase as it completes (narration and character lines as
-panels, dice as a table, the current phase in a status line). :class:`KeyboardDM` asks
-the DM the graph's questions with rich prompts. Both are thin: the game is elsewhere.
+panels, dice as a table, a live line per AI player while it thinks, a recap on resume).
+:class:`KeyboardDM` asks the DM the graph's questions. Every answer is checked where it is
+typed, with the contracts of :mod:`ttrpg.questions`: a wrong answer is asked again with the
+reason and what is allowed, so nothing invalid reaches the graph.
+
+Everything a model, a file or the DM wrote is printed as text (:func:`ttrpg.console.text`):
+never as markup, with terminal escape sequences removed.
 """
 
 from __future__ import annotations
 
+import difflib
+import sys
+
+from rich.live import Live
 from rich.panel import Panel
-from rich.prompt import Confirm, IntPrompt, Prompt
 from rich.table import Table
 from rich.text import Text
 
-from ttrpg.console import err, out
+from ttrpg import questions
+from ttrpg.console import clean_text, err, out, text
+from ttrpg.vocabulary import phase_label
 
-PHASE_LABELS = {
-    "dm_narration": "DM narration", "memory_query": "memory query", "party_discussion": "table talk",
-    "strategic_intent": "strategic intent", "character_action": "character action", "validation": "validation",
-    "action_retry": "validation retry", "dm_review": "DM review", "dm_adjudication": "DM adjudication",
-    "dice_roll": "dice", "dice_resolution": "dice resolution", "laser_feelings": "LASER FEELINGS",
-    "dm_outcome": "DM outcome", "character_reaction": "character reaction", "memory_storage": "memory storage",
+COMMANDS = {
+    "/help": "show what you can type here",
+    "/party": "show the party: ids, names, style, role, number",
+    "/whisper": "/whisper <player> <player|character|both> <text>: a secret for one player (narration only)",
+    "/end": "end the session (asks to confirm)",
 }
+
+
+def _name_of(state: dict, pid: str) -> str:
+    return questions.party_names(state).get(pid, pid)
+
+
+def party_table(party: dict) -> Table:
+    ship = party.get("ship") or {}
+    title = Text(f"The crew of {clean_text(ship.get('name', 'the ship'))} "
+                 f"({clean_text(', '.join(ship.get('strengths') or []))}; "
+                 f"problem: {clean_text(ship.get('problem', ''))})")
+    table = Table(title=title)
+    for col in ("id", "player", "character", "style", "role", "number", "goal"):
+        table.add_column(col)
+    for p in party.get("players", []):
+        c = p["character"]
+        table.add_row(*(text(v) for v in (p["id"], (p.get("player") or {}).get("name", ""), c["name"], c["style"],
+                                          c["role"], str(c["number"]), c.get("goal", ""))))
+    return table
 
 
 class StoryUI:
     def __init__(self, verbose: bool = True):
         self.verbose = verbose
         self.names: dict[str, str] = {}
+        self._live: Live | None = None
 
     def _name(self, pid: str) -> str:
         return self.names.get(pid, pid)
@@ -36,39 +65,80 @@ class StoryUI:
         self.names = {p["id"]: p["character"]["name"] for p in party.get("players", [])}
         llm = values.get("llm") or {}
         mode = "offline model (no API key needed)" if llm.get("offline") else f"model {llm.get('model')}"
-        err().print(f"[bold]Session[/] {driver.session_id} · campaign {driver.meta.get('campaign_id')} · "
-                    f"AI players: {mode}")
+        err().print(Text.assemble(("Session ", "bold"), clean_text(driver.session_id), " · campaign ",
+                                  clean_text(driver.meta.get("campaign_id") or ""), " · AI players: ", clean_text(mode)))
         if party:
-            table = Table(title=f"The crew of {party['ship']['name']} "
-                                f"({', '.join(party['ship']['strengths'])}; problem: {party['ship']['problem']})")
-            for col in ("player", "character", "style", "role", "number", "goal"):
-                table.add_column(col)
-            for p in party["players"]:
-                c = p["character"]
-                table.add_row(p["player"]["name"], c["name"], c["style"], c["role"], str(c["number"]), c["goal"])
-            out().print(table)
+            out().print(party_table(party))
+
+    def recap(self, values: dict, pending: list[str]) -> None:
+        """On resume: the turn so far, then the pending question is asked again."""
+        if not values:
+            return
+        turn = values.get("turn", 1)
+        where = phase_label(pending[0]) if pending else "the end"
+        out().rule(Text(f"Resuming turn {turn} at {where}"))
+        if values.get("narration") and pending and pending[0] not in ("ask_narration",):
+            out().print(Panel(text(values["narration"]), title="DM", border_style="cyan"))
+            c = values.get("consensus") or {}
+            if c.get("state"):
+                out().print(text(f"  Table: {c.get('state')} on “{c.get('plan', '')}”", "dim italic"))
+            for pid, a in (values.get("actions") or {}).items():
+                out().print(text(f"  {self._name(pid)}: {a.get('text', '')}", "green"))
+            for r in values.get("rolls") or []:
+                res = r.get("result") or {}
+                out().print(text(f"  {self._name(r['player'])} rolled {' '.join(map(str, r.get('dice') or []))} "
+                                 f"({r.get('approach', '').upper()}{', ' + res['band'] if res else ''})", "magenta"))
+            if values.get("outcome"):
+                out().print(Panel(text(values["outcome"]), title="Outcome", border_style="cyan"))
+        elif values.get("history"):
+            out().print(text(f"  Last turn: {values['history'][-1]}", "dim"))
 
     def question(self, question: dict, state: dict) -> None:
-        if question["kind"] == "adjudication":  # the DM sees what the characters attempt, then rules
+        self.progress_done()
+        kind = question["kind"]
+        if kind == "adjudication":  # the DM sees what the characters attempt, then rules
             for pid, a in (state.get("actions") or {}).items():
                 tag = " (auto-corrected)" if a.get("autocorrected") else ""
-                out().print(Panel(a["text"], title=f"{self._name(pid)}{tag}", border_style="green"))
-        err().print(f"[dim]turn {question.get('turn', state.get('turn'))} · waiting for the DM: "
-                    f"{question['kind']}[/]")
+                out().print(Panel(text(a["text"]), title=text(f"{self._name(pid)} ({pid}){tag}"), border_style="green"))
+        if self.verbose:
+            err().print(text(f"turn {question.get('turn', state.get('turn'))} · waiting for the DM: "
+                             f"{questions_label(kind)}", "dim"))
+
+    def progress(self, players: dict[str, dict]) -> None:
+        """A live line per AI player while its job runs: thinking, retrying, done; elapsed time."""
+        if not self.verbose:
+            return
+        table = Table.grid(padding=(0, 2))
+        for pid, p in players.items():
+            status = p.get("status", "")
+            style = {"done": "green", "failed": "red", "retrying": "yellow"}.get(status, "cyan")
+            detail = p.get("detail") or ""
+            table.add_row(text(f"  {self._name(pid)}"), text(status, style),
+                          text(f"{float(p.get('elapsed_s') or 0):.1f} s"), text(detail, "dim"))
+        if self._live is None:
+            self._live = Live(table, console=err(), refresh_per_second=4, transient=True)
+            self._live.start()
+        else:
+            self._live.update(table)
+
+    def progress_done(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
 
     def step(self, node: str, values: dict, state: dict) -> None:
+        self.progress_done()
         turn = state.get("turn")
         if node == "dm_narration" and values.get("narration"):
-            out().rule(f"Turn {turn}")
-            out().print(Panel(values["narration"], title="DM", border_style="cyan"))
+            out().rule(Text(f"Turn {turn}"))
+            out().print(Panel(text(values["narration"]), title="DM", border_style="cyan"))
         elif node == "party_discussion" and values.get("discussion") and self.verbose:
             for t in values["discussion"]:
-                out().print(Text(f"  [{self._name(t['player'])}'s player, round {t['round']}] {t.get('say', '')}",
-                                 style="dim"))
+                out().print(text(f"  [{self._name(t['player'])}'s player, round {t['round']}] {t.get('say', '')}",
+                                 "dim"))
             c = values.get("consensus") or {}
-            out().print(Text(f"  Table: {c.get('state')} on “{c.get('plan', '')}”"
-                             + (f" (dissent: {', '.join(map(self._name, c['dissent']))})" if c.get("dissent") else ""),
-                             style="dim italic"))
+            dissent = f" (dissent: {', '.join(map(self._name, c['dissent']))})" if c.get("dissent") else ""
+            out().print(text(f"  Table: {c.get('state')} on “{c.get('plan', '')}”{dissent}", "dim italic"))
         elif node == "dice_resolution" and values.get("rolls"):
             table = Table(title="Dice")
             for col in ("character", "approach", "number", "dice", "successes", "result"):
@@ -76,112 +146,299 @@ class StoryUI:
             for r in values["rolls"]:
                 res = r["result"]
                 lf = " · LASER FEELINGS" if res["laser_feelings"] else ""
-                table.add_row(self._name(r["player"]), r["approach"].upper(), str(r["number"]),
+                table.add_row(text(self._name(r["player"])), r["approach"].upper(), str(r["number"]),
                               " ".join(map(str, r["dice"])) + (" (DM)" if r.get("overridden") else ""),
                               str(res["successes"]), res["band"] + lf)
             out().print(table)
         elif node == "laser_feelings":
             for q in values.get("laser_feelings") or []:
-                out().print(Text(f"  {self._name(q['player'])} asks: {q['question']}\n  DM: {q['answer']}",
-                                 style="magenta"))
+                if q.get("answer") is not None:
+                    out().print(text(f"  {self._name(q['player'])} asks: {q['question']}\n  DM: {q['answer']}",
+                                     "magenta"))
         elif node == "dm_outcome" and values.get("outcome"):
-            out().print(Panel(values["outcome"], title="Outcome", border_style="cyan"))
+            out().print(Panel(text(values["outcome"]), title="Outcome", border_style="cyan"))
         elif node == "character_reaction":
-            for pid, text in (values.get("reactions") or {}).items():
-                out().print(Text(f"  {self._name(pid)}: {text}", style="green"))
-        if self.verbose and node in PHASE_LABELS:
-            err().print(f"[dim]· {PHASE_LABELS[node]} done[/]", highlight=False)
+            for pid, line in (values.get("reactions") or {}).items():
+                out().print(text(f"  {self._name(pid)}: {line}", "green"))
+        if self.verbose and not node.startswith("ask_") and not values.get("dm_error"):
+            err().print(text(f"· {phase_label(node)} done", "dim"))
 
     def failure(self, phase: str, count: int, reason: str) -> None:
+        self.progress_done()
         if phase == "redis":
-            err().print(f"[yellow]{reason}...[/]")
+            err().print(text(f"{reason}...", "yellow"))
             return
-        what = "rolling back and retrying once" if count == 1 else "asking the DM"
-        err().print(f"[yellow]Phase {PHASE_LABELS.get(phase, phase)} failed ({reason}); {what}.[/]")
+        what = "rolling back and retrying" if count % 2 == 1 else "asking the DM"
+        err().print(text(f"Phase {phase_label(phase)} failed ({reason}); {what}.", "yellow"))
 
     def session_end(self, driver, final: dict) -> None:
-        err().print(f"[bold]Session {driver.session_id} ended[/] after {final.get('turn', 1) - 1} turn(s). "
-                    f"Log: {driver.mirror.path}")
+        self.progress_done()
+        err().print(Text.assemble((f"Session {clean_text(driver.session_id)} ended", "bold"),
+                                  f" after {final.get('turn', 1) - 1} turn(s). Log: {driver.mirror.path}"))
+
+
+def questions_label(kind: str) -> str:
+    return {"narration": "narration", "review": "review of an action", "adjudication": "adjudication",
+            "dice": "dice", "laser_feelings": "LASER FEELINGS answer", "outcome": "outcome",
+            "intervention": "intervention"}.get(kind, kind)
+
+
+class _Command(Exception):
+    """A slash command was typed and handled: ask the same thing again."""
 
 
 class KeyboardDM:
-    """Asks the DM at the terminal. Commands in narration: ``/whisper``, ``/end``, ``/help``."""
+    """Asks the DM at the terminal; every answer is checked where it is typed.
 
-    HELP = ("Type the scene. Commands: /whisper <player-id> <player|character|both> <text>  ·  "
-            "/end (finish the session)  ·  Ctrl-C pauses (resume later with `ttrpg resume`).")
+    At every prompt: ``/help``, ``/party``, ``/end`` (asks to confirm). At the narration
+    prompt also ``/whisper``. An unknown or mistyped command is refused with the list of
+    commands and never becomes narration. Lines typed while the AIs were thinking are
+    discarded before each prompt (they were meant for an earlier moment).
+    """
+
+    source = "keyboard"
+
+    def __init__(self, input_fn=None):
+        self._input = input_fn
+        self._end_requested = False
+
+    # --- reading a line --------------------------------------------------------------------------
+
+    def _discard_typeahead(self) -> None:
+        if self._input is not None:
+            return
+        try:
+            import termios
+
+            if sys.stdin.isatty():
+                termios.tcflush(sys.stdin.fileno(), termios.TCIFLUSH)
+        except (ImportError, OSError, ValueError):
+            pass
+
+    def _line(self, prompt: str, state: dict, *, narration: bool = False, help_text: str = "") -> str:
+        """One line from the DM with slash commands handled; ``/x`` never comes back as an answer."""
+        while True:
+            self._discard_typeahead()
+            try:
+                raw = self._input(prompt) if self._input else err().input(Text(f"{prompt} › ", style="cyan"))
+            except EOFError:
+                raise KeyboardInterrupt from None
+            line = raw.strip()
+            if line.startswith("//"):
+                return line[1:]
+            if not line.startswith("/"):
+                return line
+            try:
+                result = self._command(line, state, narration=narration, help_text=help_text)
+            except _Command:
+                continue
+            return result
+
+    def _command(self, line: str, state: dict, *, narration: bool, help_text: str) -> str:
+        word = line.split(maxsplit=1)[0].lower()
+        if word == "/help":
+            if help_text:
+                err().print(text(help_text))
+            for cmd, what in COMMANDS.items():
+                if cmd != "/whisper" or narration:
+                    err().print(text(f"  {cmd:<9} {what}"))
+            err().print(text("  Start a line with // to type text that begins with /. Ctrl-C pauses "
+                             "(`ttrpg resume` continues).", "dim"))
+            raise _Command
+        if word == "/party":
+            out().print(party_table(state.get("party") or {}))
+            raise _Command
+        if word == "/end":
+            if not self._confirm("End the session" + ("" if narration else " after this turn") + "?"):
+                err().print(text("Not ended.", "dim"))
+                raise _Command
+            if narration:
+                return "/end"
+            self._end_requested = True
+            err().print(text("The session will end at the next narration prompt.", "dim"))
+            raise _Command
+        if word == "/whisper":
+            if not narration:
+                err().print(text("Whispers go with the narration: type /whisper at the next DM narration prompt."))
+                raise _Command
+            return line
+        close = difflib.get_close_matches(word, list(COMMANDS), n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        err().print(text(f"Unknown command {word[:30]}.{hint} Commands: {', '.join(COMMANDS)} "
+                         "(start with // to type text that begins with /).", "yellow"))
+        raise _Command
+
+    def _confirm(self, prompt: str) -> bool:
+        while True:
+            self._discard_typeahead()
+            try:
+                raw = self._input(prompt) if self._input else err().input(Text(f"{prompt} [y/n] › ", style="cyan"))
+            except EOFError:
+                raise KeyboardInterrupt from None
+            word = raw.strip().lower()
+            if word in ("y", "yes"):
+                return True
+            if word in ("n", "no", ""):
+                return False
+            err().print(text("Type y or n.", "yellow"))
+
+    @staticmethod
+    def _refuse(reason) -> None:
+        err().print(text(str(reason), "yellow"))
+
+    # --- questions ------------------------------------------------------------------------------
 
     def ask(self, question: dict, state: dict):
-        kind = question["kind"]
-        players = {p["id"]: p for p in state["party"]["players"]}
-        return getattr(self, f"_ask_{kind}")(question, state, players)
+        if question.get("error"):
+            self._refuse(f"That answer could not be used: {question['error']}")
+        return getattr(self, f"_ask_{question['kind']}")(question, state)
 
-    def _ask_narration(self, q, state, players):
-        whispers = []
-        err().print(f"[bold cyan]Turn {q['turn']}[/] — {self.HELP}")
+    def _checked(self, answer, question: dict, state: dict):
+        return questions.check(answer, question, state)
+
+    def _ask_narration(self, q, state):
+        if self._end_requested:
+            err().print(text("Ending the session, as you asked."))
+            return {"text": "", "end": True}
+        names = questions.party_names(state)
+        err().print(Text.assemble((f"Turn {q['turn']}", "bold cyan"),
+                                  " — describe the scene. /help lists commands; /whisper tells one player a secret."))
+        whispers: list[dict] = []
         while True:
-            line = Prompt.ask("[cyan]DM[/]", console=err()).strip()
-            if line == "/help":
-                err().print(self.HELP)
-            elif line == "/end":
+            line = self._line("DM", state, narration=True,
+                              help_text="Type the scene as the players' characters see it.")
+            if line == "/end":
                 return {"text": "", "end": True}
-            elif line.startswith("/whisper"):
+            if line.lower().startswith("/whisper"):
                 parts = line.split(maxsplit=3)
-                if len(parts) < 4 or parts[1] not in players or parts[2] not in ("player", "character", "both"):
-                    err().print("Usage: /whisper <player-id> <player|character|both> <text>  "
-                                f"(players: {', '.join(players)})")
+                try:
+                    if len(parts) < 4:
+                        raise questions.InvalidAnswer(
+                            f"Usage: /whisper <player> <player|character|both> <text>; players: "
+                            f"{', '.join(f'{p} ({n})' for p, n in names.items())}.")
+                    pid = questions.parse_player(parts[1], names)
+                    layer = parts[2].lower()
+                    if layer not in questions.LAYERS:
+                        raise questions.InvalidAnswer(f"{parts[2][:20]!r} is not a layer: use player, character "
+                                                      "or both.")
+                    wtext = questions.check_text(parts[3], "whisper")
+                except questions.InvalidAnswer as exc:
+                    self._refuse(exc)
                     continue
-                whispers.append({"to": parts[1], "layer": parts[2], "text": parts[3]})
-                err().print(f"[dim]Whisper to {parts[1]} ({parts[2]}) noted.[/]")
-            elif line:
-                return {"text": line, "whispers": whispers}
-
-    def _ask_adjudication(self, q, state, players):
-        rolls = []
-        acting = [pid for pid in players if pid in (q.get("actions") or {})]
-        while True:
-            who = Prompt.ask(f"Who rolls? ({', '.join(acting)}, or Enter for nobody / no more)", console=err(),
-                             default="").strip()
-            if not who:
-                return {"rolls": rolls}
-            if who not in acting:
-                err().print(f"Choose one of: {', '.join(acting)}")
+                whispers.append({"to": pid, "layer": layer, "text": wtext})
+                err().print(text(f"Whisper to {pid} ({layer}) noted; it goes with the narration.", "dim"))
                 continue
-            approach = Prompt.ask("LASERS or FEELINGS", choices=["lasers", "feelings"], console=err(),
-                                  default="lasers")
-            n = IntPrompt.ask("Dice (1 + prepared + expert)", choices=["1", "2", "3"], console=err(), default=1)
-            helpers = Prompt.ask("Helpers (ids, space-separated, or Enter)", console=err(), default="").split()
-            rolls.append({"player": who, "approach": approach, "dice": n, "helpers": helpers})
+            try:
+                return self._checked({"text": line, "whispers": whispers}, q, state)
+            except questions.InvalidAnswer as exc:
+                self._refuse(f"{exc} Or /end to finish the session.")
 
-    def _ask_dice(self, q, state, players):
+    def _ask_review(self, q, state):
+        pid = q["player_id"]
+        err().print(text(f"Auto-corrected action of {_name_of(state, pid)} ({pid}) may not read well: “{q['text']}” "
+                         f"(violations: {'; '.join(q.get('violations') or [])})"))
+        while True:
+            line = self._line("Enter to accept, or type the action", state)
+            try:
+                return self._checked({"text": line}, q, state)
+            except questions.InvalidAnswer as exc:
+                self._refuse(exc)
+
+    def _ask_adjudication(self, q, state):
+        names = questions.party_names(state)
+        acting = {pid: names.get(pid, pid) for pid in names if pid in (q.get("actions") or {})}
+        suggested = q.get("suggested") or {}
+        rolls: list[dict] = []
+        while True:
+            left = {pid: n for pid, n in acting.items() if pid not in {r["player"] for r in rolls}}
+            listing = ", ".join(f"{p} ({n})" for p, n in left.items())
+            if not left:
+                return self._checked({"rolls": rolls}, q, state)
+            who_raw = self._line(f"Who rolls? {listing}; Enter for {'nobody' if not rolls else 'no more'}", state)
+            if not who_raw:
+                return self._checked({"rolls": rolls}, q, state)
+            try:
+                who = questions.parse_player(who_raw, acting)
+                if who not in left:
+                    raise questions.InvalidAnswer(f"{who} already rolls this turn: each player rolls at most once. "
+                                                  f"Choose {listing}, or Enter.")
+            except questions.InvalidAnswer as exc:
+                self._refuse(exc)
+                continue
+            default = suggested.get(who, "lasers")
+            approach = self._field(f"LASERS or FEELINGS for {acting[who]}? L/F, Enter for {default.upper()} "
+                                   "(from the action)", state, lambda s: questions.parse_approach(s or default))
+            n = self._field("Dice: 1, +1 if prepared, +1 if expert (1-3, Enter for 1)", state,
+                            lambda s: questions.parse_dice_count(s or "1"))
+            others = ", ".join(f"{p} ({nm})" for p, nm in acting.items() if p != who)
+            helpers = [] if not others else self._field(
+                f"Helpers ({others}), or Enter for none", state,
+                lambda s: questions.parse_helpers(s, acting, who))
+            rolls.append({"player": who, "approach": approach, "dice": n, "helpers": helpers})
+            err().print(text(f"{acting[who]} rolls {n} di{'e' if n == 1 else 'ce'}, {approach.upper()}"
+                             + (f", helped by {', '.join(helpers)}" if helpers else "") + ".", "dim"))
+
+    def _field(self, prompt: str, state: dict, parse):
+        while True:
+            raw = self._line(prompt, state)
+            try:
+                return parse(raw)
+            except questions.InvalidAnswer as exc:
+                self._refuse(exc)
+
+    def _ask_dice(self, q, state):
         override = {}
         for r in q["rolls"]:
-            raw = Prompt.ask(f"{r['player']} rolled {' '.join(map(str, r['dice']))}; Enter to keep, or type dice",
-                             console=err(), default="").strip()
-            if raw:
-                override[r["player"]] = [int(x) for x in raw.replace(",", " ").split()]
-        return {"override": override}
+            n = len(r["dice"])
+            shown = " ".join(map(str, r["dice"]))
+            got = self._field(f"{r['player']} ({_name_of(state, r['player'])}) rolled {shown}; Enter to keep, "
+                              f"or type the {n} di{'e' if n == 1 else 'ce'} you rolled", state,
+                              lambda s, n=n: None if not s else questions.parse_dice(s, n))
+            if got:
+                override[r["player"]] = got
+        return self._checked({"override": override}, q, state)
 
-    def _ask_laser_feelings(self, q, state, players):
-        err().print(f"[magenta]LASER FEELINGS![/] {q['player_id']} asks: {q['question']}")
-        return {"text": Prompt.ask("Answer honestly", console=err())}
+    def _ask_laser_feelings(self, q, state):
+        pid = q["player_id"]
+        err().print(Text.assemble(("LASER FEELINGS! ", "magenta"),
+                                  clean_text(f"{_name_of(state, pid)} ({pid}) asks: {q['question']}")))
+        return self._text_answer("Answer honestly", q, state)
 
-    def _ask_outcome(self, q, state, players):
-        return {"text": Prompt.ask("[cyan]Outcome[/]", console=err())}
+    def _ask_outcome(self, q, state):
+        for r in q.get("rolls") or []:
+            res = r.get("result") or {}
+            err().print(text(f"  {_name_of(state, r['player'])}: {res.get('band', '')} "
+                             f"({res.get('successes', 0)} successes, dice {' '.join(map(str, r['dice']))})", "dim"))
+        return self._text_answer("Outcome", q, state)
 
-    def _ask_review(self, q, state, players):
-        err().print(f"Auto-corrected action of {q['player_id']} may not read well: “{q['text']}” "
-                    f"(violations: {'; '.join(q['violations'])})")
-        text = Prompt.ask("Enter to accept, or type the action", console=err(), default="")
-        return {"text": text or q["text"]}
+    def _text_answer(self, prompt: str, q, state):
+        while True:
+            line = self._line(prompt, state)
+            try:
+                return self._checked({"text": line}, q, state)
+            except questions.InvalidAnswer as exc:
+                self._refuse(exc)
 
-    def _ask_intervention(self, q, state, players):
-        err().print(f"[red]Phase {q['phase']} failed {q['failures']} times[/]: {q['reason']}")
-        choice = Prompt.ask("What now?", choices=list(q["options"]), console=err(), default="retry")
-        answer = {"choice": choice, "player_id": q.get("player_id")}
-        if choice == "type":
-            answer["text"] = Prompt.ask(f"Type {q.get('player_id')}'s line", console=err())
-        if choice in ("skip", "type") and not q.get("player_id"):
-            answer["player_id"] = Prompt.ask("Which player", choices=list(players), console=err())
-        if choice == "end_turn" and not Confirm.ask("End this turn now?", console=err(), default=True):
-            return self._ask_intervention(q, state, players)
-        return answer
+    def _ask_intervention(self, q, state):
+        err().print(text(f"Phase {phase_label(q['phase'])} failed {q['failures']} times: {q.get('reason', '')}", "red"))
+        names = questions.party_names(state)
+        while True:
+            choice = self._field("What now? retry (r), skip a player (s), type the player's line (t), "
+                                 "end the turn (e)", state, questions.parse_choice)
+            answer: dict = {"choice": choice}
+            if choice in ("skip", "type"):
+                default = q.get("player_id")
+                answer["player_id"] = self._field(
+                    f"Which player? {', '.join(f'{p} ({n})' for p, n in names.items())}"
+                    + (f"; Enter for {default}" if default else ""), state,
+                    lambda s: questions.parse_player(s or default or "", names))
+            if choice == "type":
+                answer["text"] = self._field(f"{answer['player_id']}'s line", state,
+                                             lambda s: questions.check_text(s, "player's line"))
+            if choice == "end_turn" and not self._confirm("End this turn now?"):
+                continue
+            try:
+                return self._checked(answer, q, state)
+            except questions.InvalidAnswer as exc:
+                self._refuse(exc)
+

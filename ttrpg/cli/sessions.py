@@ -6,25 +6,26 @@ import typer
 
 
 def sessions(json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
-    """List sessions: id, campaign, turn, phase, status, last update."""
+    """List sessions: id, campaign, turn, phase, status (new, active, paused, interrupted, completed), last update."""
     import datetime as dt
 
+    from rich.table import Table
+
     from ttrpg.connection import get_redis
-    from ttrpg.console import out, print_json
+    from ttrpg.console import out, print_json, text
     from ttrpg.session import list_sessions
 
     rows = list_sessions(get_redis())
     if json_out:
         print_json(rows)
         return
-    from rich.table import Table
-
     table = Table()
     for col in ("session", "campaign", "turn", "phase", "status", "updated"):
         table.add_column(col)
     for r in rows:
         when = dt.datetime.fromtimestamp(r["updated_at"]).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(r["session_id"], r["campaign_id"], str(r["turn"]), r["phase"], r["status"], when)
+        table.add_row(*(text(v) for v in (r["session_id"], r["campaign_id"] or "", str(r["turn"]),
+                                          r["phase_label"], r["status"], when)))
     out().print(table)
 
 
@@ -32,20 +33,33 @@ def status(
     session: str = typer.Argument(..., help="Session id."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
-    """Show a session's pending phase, pending DM question and in-flight jobs."""
-    from ttrpg.connection import get_redis
-    from ttrpg.console import out, print_json
-    from ttrpg.session import session_status
+    """Where a session stands: its status, the live driver (host, pid), the phase, what the DM is
+    being asked, and in-flight jobs."""
+    from rich.table import Table
 
-    info = session_status(get_redis(), session)
+    from ttrpg.connection import get_redis
+    from ttrpg.console import out, print_json, text
+    from ttrpg.session import check_session_id, session_status
+    from ttrpg.vocabulary import SESSION_STATES
+
+    info = session_status(get_redis(), check_session_id(session))
     if json_out:
         print_json(info)
         return
-    from rich.table import Table
-
+    driver = info.get("driver")
+    rows = [
+        ("session", info["session_id"]),
+        ("campaign", info.get("campaign_id") or ""),
+        ("status", f"{info['status']}: {SESSION_STATES.get(info['status'], '')}"),
+        ("driver", f"host {driver['host']}, pid {driver['pid']}" if driver else "none running"),
+        ("turn", str(info["turn"])),
+        ("phase", info.get("pending_phase_label") or info.get("phase_label") or ""),
+        ("asking", info.get("asking") or "nothing (the AI players are working, or the session has ended)"),
+        ("model", info.get("model") or ""),
+    ]
     table = Table(show_header=False, box=None)
-    for key in ("session_id", "campaign_id", "status", "turn", "pending_phase", "pending_question", "model"):
-        table.add_row(key, str(info.get(key)))
+    for key, value in rows:
+        table.add_row(key, text(value))
     for job in info["jobs"]:
-        table.add_row("job", f"{job['id']}: {job['status']}")
+        table.add_row("job", text(f"{job['id']}: {job['status']}"))
     out().print(table)
