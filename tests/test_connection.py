@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 
@@ -51,3 +52,64 @@ def test_redis_url_falls_back_to_REDIS_URL(plain_redis):
 def test_password_is_masked():
     assert mask_url("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
     assert "s3cret" not in mask_url("redis://:s3cret@host")
+    assert mask_url("redis://:p@ss/w:rd@host:6379/0") == "redis://:***@host:6379/0"
+    assert mask_url("redis://s3cret@host/0") == "redis://***@host/0"
+    assert mask_url("unix:///run/r.sock?db=0&password=s3cret") == "unix:///run/r.sock?db=0&password=***"
+    assert mask_url("unix:///run/redis.sock") == "unix:///run/redis.sock"
+    assert mask_url("redis://host:6379/0") == "redis://host:6379/0"
+
+
+PASSWORD = "c0ffee" * 8
+
+
+@pytest.fixture(scope="module")
+def password_redis(tmp_path_factory):
+    """Redis 8 with the modules on loopback TCP with a password, given on stdin as the
+    compose file and the systemd drop-in do (never on the command line)."""
+    import socket
+    import sys
+
+    d = tmp_path_factory.mktemp("pw")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "ttrpg.fleet", "redis-server", "-", "--port", str(port),
+                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(d)],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    proc.stdin.write(f'requirepass "{PASSWORD}"\n')
+    proc.stdin.close()
+    import redis
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis(port=port, password=PASSWORD).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    assert PASSWORD.encode() not in open(f"/proc/{proc.pid}/cmdline", "rb").read()
+    yield port
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_password_in_the_url_is_used_and_never_shown(password_redis):
+    url = f"redis://:{PASSWORD}@127.0.0.1:{password_redis}/0"
+    result = run_cli("redis", "status", "--json", env={"TTRPG_REDIS_URL": url})
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["url"] == f"redis://:***@127.0.0.1:{password_redis}/0"
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_missing_password_says_where_it_goes(password_redis):
+    result = run_cli("redis", "status", env={"TTRPG_REDIS_URL": f"redis://127.0.0.1:{password_redis}/0"})
+    assert result.returncode == 1
+    assert "needs a password, and the URL has none" in result.stderr
+    assert "redis://:PASSWORD@HOST:6379/0" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_wrong_password_is_masked(password_redis):
+    result = run_cli("redis", "status", env={"TTRPG_REDIS_URL": f"redis://:wrong-s3cret@127.0.0.1:{password_redis}/0"})
+    assert result.returncode == 1
+    assert "refused the password" in result.stderr and "redis://:***@127.0.0.1" in result.stderr
+    assert "wrong-s3cret" not in result.stderr and "Traceback" not in result.stderr

@@ -9,6 +9,8 @@ error names the field path and what is allowed, one line each, e.g.::
       players[1].character.number: must be 2-5, got 7
       players[0].character.style: must be one of Alien, Android, Dangerous, Heroic, Hot-Shot, Intrepid, Savvy, got 'Hotshot'
 
+(one error is one line: ``characters.json is invalid: players[1].character.number: must be 2-5, got 7``)
+
 Format (``examples/characters.json`` is a complete 4-player file)::
 
     {"ship": {"name": "The Raptor", "strengths": ["Fast", "Nimble"], "problem": "Fuel Hog"},
@@ -35,19 +37,24 @@ Format (``examples/characters.json`` is a complete 4-player file)::
   role (Doctor, Envoy, Engineer, Explorer, Pilot, Scientist, Soldier), number 2-5 (high:
   better at LASERS, low: better at FEELINGS), a goal, and optional lists of equipment,
   speech patterns and mannerisms.
+* Sizes: names at most 80 characters, goals and each list item at most 200, at most 12
+  items per list; no control characters (tabs, newlines, escape sequences) or bidirectional
+  overrides anywhere: these texts reach prompts, terminals and logs. The file itself is read
+  by :mod:`ttrpg.jsonfile` (at most 1 MB, no duplicate keys, no huge numbers).
 """
 
 from __future__ import annotations
 
-import json
 import re
+import unicodedata
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ttrpg.exceptions import CharactersFileError
+from ttrpg.jsonfile import load_json_file, loads
 
 STYLES = ("Alien", "Android", "Dangerous", "Heroic", "Hot-Shot", "Intrepid", "Savvy")
 ROLES = ("Doctor", "Envoy", "Engineer", "Explorer", "Pilot", "Scientist", "Soldier")
@@ -58,6 +65,26 @@ TRAITS = ("analytical", "risk_tolerance", "detail_orientation", "emotional_memor
           "cooperativeness", "openness", "rule_adherence", "roleplay_intensity")
 PLAYER_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,31}$"
 MAX_PLAYERS = 4
+NAME_MAX_CHARS = 80
+TEXT_MAX_CHARS = 200
+LIST_MAX_ITEMS = 12
+# Unicode direction marks and overrides: they make a terminal show text in another order.
+_BIDI = ({"\u200e", "\u200f", "\u061c"} | {chr(c) for c in range(0x202A, 0x202F)}
+         | {chr(c) for c in range(0x2066, 0x206A)})
+
+
+def _plain(value: str) -> str:
+    """Refuse control characters (newlines, tabs, ESC...) and bidirectional overrides."""
+    for i, ch in enumerate(value):
+        if ch in _BIDI or unicodedata.category(ch) == "Cc":
+            kind = "a direction override" if ch in _BIDI else "a control character"
+            raise ValueError(f"must be plain text: {kind} (U+{ord(ch):04X}) is at position {i + 1}; remove it")
+    return value
+
+
+Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(_plain)]
+Text = Annotated[str, Field(min_length=1, max_length=TEXT_MAX_CHARS), AfterValidator(_plain)]
+TextList = Annotated[list[Text], Field(max_length=LIST_MAX_ITEMS)]
 
 Style = Literal["Alien", "Android", "Dangerous", "Heroic", "Hot-Shot", "Intrepid", "Savvy"]
 Role = Literal["Doctor", "Envoy", "Engineer", "Explorer", "Pilot", "Scientist", "Soldier"]
@@ -73,7 +100,7 @@ class Ship(BaseModel):
     """The crew's ship: a name, two distinct strengths and one problem."""
 
     model_config = _STRICT
-    name: str = Field(default="The Raptor", min_length=1)
+    name: Name = "The Raptor"
     strengths: list[Strength] = Field(default_factory=lambda: ["Fast", "Nimble"], min_length=2, max_length=2)
     problem: Problem = "Fuel Hog"
 
@@ -104,8 +131,8 @@ class Player(BaseModel):
     """The person at the table (simulated), as distinct from the character they play."""
 
     model_config = _STRICT
-    name: str = Field(min_length=1)
-    goal: str = Field(min_length=1)
+    name: Name
+    goal: Text
     traits: Traits
 
 
@@ -113,14 +140,14 @@ class Character(BaseModel):
     """A Lasers & Feelings character."""
 
     model_config = _STRICT
-    name: str = Field(min_length=1)
+    name: Name
     style: Style
     role: Role
     number: int = Field(ge=2, le=5, strict=True)
-    goal: str = Field(min_length=1)
-    equipment: list[str] = Field(default_factory=list)
-    speech_patterns: list[str] = Field(default_factory=list)
-    mannerisms: list[str] = Field(default_factory=list)
+    goal: Text
+    equipment: TextList = Field(default_factory=list)
+    speech_patterns: TextList = Field(default_factory=list)
+    mannerisms: TextList = Field(default_factory=list)
 
 
 class PartyMember(BaseModel):
@@ -195,9 +222,21 @@ def _allowed(path: str) -> str | None:
     return None
 
 
+def _shown(value: Any) -> str:
+    """``repr`` of a value given in the file, cut short (it may be megabytes); repr escapes
+    control characters, so it stays on one line."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:60]}... ({len(text):,} characters)"
+
+
 def _error_line(error: dict[str, Any]) -> str:
     path = _path(tuple(error["loc"]))
     kind, given = error["type"], error.get("input")
+    if kind == "string_too_long":
+        return (f"{path}: must be at most {error['ctx']['max_length']} characters, got {len(given):,} "
+                f"(shorten it)")
+    if kind == "too_long" and isinstance(given, list) and not path.endswith(("strengths", "players")):
+        return f"{path}: must have at most {error['ctx']['max_length']} items, got {len(given):,}"
     if kind == "missing":
         allowed = _allowed(path)
         return f"{path}: is required" + (f" ({allowed})" if allowed else "")
@@ -212,14 +251,15 @@ def _error_line(error: dict[str, Any]) -> str:
         message = str(error["msg"]).removeprefix("Value error, ")
         return message if not error["loc"] else f"{path}: {message}"
     if allowed:
-        return f"{path}: {allowed}, got {given!r}"
-    return f"{path}: {error['msg']}, got {given!r}"
+        return f"{path}: {allowed}, got {_shown(given)}"
+    return f"{path}: {error['msg']}, got {_shown(given)}"
 
 
 def _format_errors(source: str, exc: ValidationError) -> str:
     lines = [_error_line(e) for e in exc.errors()]
-    noun = "error" if len(lines) == 1 else "errors"
-    return f"{source} is invalid ({len(lines)} {noun}):\n" + "\n".join(f"  {line}" for line in lines)
+    if len(lines) == 1:
+        return f"{source} is invalid: {lines[0]}"
+    return f"{source} is invalid ({len(lines)} errors):\n" + "\n".join(f"  {line}" for line in lines)
 
 
 # --------------------------------------------------------------------------- loading
@@ -236,24 +276,14 @@ def parse_party(data: dict[str, Any], source: str = "characters.json") -> Party:
 
 
 def load_party(path: str | Path) -> Party:
-    """Read and validate a ``characters.json``; every failure is a :class:`CharactersFileError`."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CharactersFileError(f"Characters file not found: {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CharactersFileError(f"Cannot read characters file {file}: {exc}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CharactersFileError(
-            f"{file} is invalid: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
-    return parse_party(data, source=str(file))
+    """Read (safely, :mod:`ttrpg.jsonfile`) and validate a ``characters.json``; every failure is
+    a :class:`CharactersFileError` (exit 2)."""
+    data = load_json_file(path, what="characters file", error=CharactersFileError)
+    return parse_party(data, source=str(path))
 
 
 def default_party() -> Party:
     """The shipped four-player crew (package data ``ttrpg/data/characters.json``)."""
-    text = resources.files("ttrpg").joinpath("data/characters.json").read_text(encoding="utf-8")
-    return parse_party(json.loads(text), source="ttrpg/data/characters.json")
+    data = resources.files("ttrpg").joinpath("data/characters.json").read_bytes()
+    return parse_party(loads(data, what="characters file", source="ttrpg/data/characters.json",
+                             error=CharactersFileError), source="ttrpg/data/characters.json")

@@ -11,15 +11,29 @@ import re
 
 from ttrpg import defaults
 from ttrpg.constants import REQUIRED_MODULES
-from ttrpg.exceptions import RedisModulesMissing, RedisUnavailable
+from ttrpg.exceptions import ConfigError, RedisModulesMissing, RedisUnavailable
 from ttrpg.settings import Settings, get_settings
 
 _checked: set[str] = set()
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``, safe to print and log."""
-    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
+    """The URL with any password replaced by ``***``, safe to print and log.
+
+    ``redis://user:pw@host`` -> ``redis://user:***@host``; ``redis://pw@host`` (a password
+    written where the user name goes) -> ``redis://***@host``; ``?password=pw`` -> ``?password=***``.
+    The user info ends at the *last* ``@``, so a password holding ``@``, ``/`` or ``:`` is
+    masked whole.
+    """
+    url = re.sub(r"(?i)([?&;](?:password|pass|pwd|auth)=)[^&;#]*", r"\1***", str(url))
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    at = rest.rfind("@", 0, len(rest.split("?", 1)[0]))
+    if at < 0:
+        return url
+    user, colon, _ = rest[:at].partition(":")
+    return f"{scheme}://{user + ':***' if colon else '***'}{rest[at:]}"
 
 
 def redis_url(settings: Settings | None = None) -> str:
@@ -37,8 +51,15 @@ def get_redis(settings: Settings | None = None, *, socket_timeout: float = defau
     import redis
 
     url = redis_url(settings)
-    client = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=5,
-                                  health_check_interval=30)
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=5,
+                                      health_check_interval=30)
+    except ValueError:  # its text may quote part of the URL: never shown
+        from ttrpg.settings import check_redis_url
+
+        check_redis_url(url)  # names the problem, password masked
+        raise ConfigError(f"Redis URL {mask_url(url)!r} is not usable.",
+                          hint="Use redis://[:PASSWORD@]HOST:6379/0 or unix:///path/redis.sock.") from None
     if url not in _checked:
         check_server(client, url)
         _checked.add(url)
@@ -53,14 +74,43 @@ def check_server(client, url: str) -> None:
         client.ping()
         names = {_name(m) for m in client.module_list()}
     except redis.AuthenticationError as exc:
-        raise RedisUnavailable(f"Redis at {mask_url(url)} refused the password: {exc}") from None
+        if _has_password(url):
+            raise RedisUnavailable(f"Redis at {mask_url(url)} refused the password: {_clean(exc, url)}",
+                                   hint=_PASSWORD_HINT) from None
+        raise RedisUnavailable(f"Redis at {mask_url(url)} needs a password, and the URL has none.",
+                               hint=_PASSWORD_HINT) from None
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
-        raise RedisUnavailable(f"Cannot reach Redis at {mask_url(url)}: {exc}") from None
+        raise RedisUnavailable(f"Cannot reach Redis at {mask_url(url)}: {_clean(exc, url)}") from None
+    except redis.RedisError as exc:  # e.g. NOPERM: a user whose ACL forbids what ttrpg needs
+        raise RedisUnavailable(f"Redis at {mask_url(url)} answered with an error: {_clean(exc, url)}",
+                               hint="ttrpg needs a Redis user allowed every command (+@all) on every key.") from None
     missing = [label for name, label in REQUIRED_MODULES.items() if name not in names]
     if missing:
         raise RedisModulesMissing(
             f"Redis at {mask_url(url)} lacks the {' and '.join(missing)} module(s) that session checkpoints need."
         )
+
+
+_PASSWORD_HINT = ("Put the password in the URL: TTRPG_REDIS_URL=redis://:PASSWORD@HOST:6379/0 "
+                  "(percent-encode / ? # @ : in it); see docs/operations.md.")
+
+
+def _has_password(url: str) -> bool:
+    return mask_url(url) != url
+
+
+def _clean(exc: BaseException, url: str) -> str:
+    """An exception's text with the URL's password (if it appears) masked, on one line."""
+    from urllib.parse import unquote, urlsplit
+
+    text = " ".join(str(exc).split())
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in filter(None, {password, password and unquote(password)}):
+        text = text.replace(secret, "***")
+    return text[:300]
 
 
 def _name(module: dict) -> str:

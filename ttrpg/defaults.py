@@ -75,6 +75,9 @@ LLM_REPLY_MAX_CHARS = 4000
 """Characters of one model reply kept (the rest is cut, and the cut logged): a phase asks for at most 300
 tokens (about 1200 characters), so only a runaway or hostile server goes past it."""
 
+LLM_RESPONSE_MAX_BYTES = 8_000_000
+"""Largest reply body read from a model server (a chat completion is a few kB; a 1 MB reply is still read, then cut)."""
+
 PROGRESS_INTERVAL_S = 0.4
 """How often a phase waiting on its players' jobs reports their progress (``fanout.run_jobs(on_progress=...)``)."""
 

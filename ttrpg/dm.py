@@ -43,7 +43,8 @@ from importlib.resources import files
 from pathlib import Path
 
 from ttrpg import defaults, questions
-from ttrpg.exceptions import DMScriptError, TTRPGError
+from ttrpg.exceptions import DMScriptError
+from ttrpg.jsonfile import load_json_file
 
 _LASERS = re.compile(r"\b(scan|hack|calculat|analy[sz]|repair|fix|pilot|fly|aim|shoot|fire|reroute|engine|"
                      r"sensor|console|computer|decrypt|measure|calibrat|override|shield|program|precise|circuit)",
@@ -68,15 +69,7 @@ _MAX_TURNS = 10_000
 
 def load_script(path: str | Path, party: dict | None = None) -> dict:
     """Read and check a DM script in full (see the module docstring); errors name the field."""
-    from ttrpg.jsonfile import load_json_file
-
-    try:
-        data = load_json_file(path, what="DM script")
-    except DMScriptError:
-        raise
-    except TTRPGError as exc:  # the loader's own error: same message, as a DM script error
-        raise DMScriptError(str(exc), hint=exc.hint or None) from None
-    return validate_script(data, str(path), party)
+    return validate_script(load_json_file(path, what="DM script", error=DMScriptError), str(path), party)
 
 
 def validate_script(data, where: str = "DM script", party: dict | None = None) -> dict:

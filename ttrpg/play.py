@@ -15,6 +15,60 @@ from ttrpg.exceptions import ConfigError, LLMConfigError
 from ttrpg.settings import Settings, get_settings
 
 
+def _number(flag: str, value, low: int, high: int, unit: str = "", hint: str | None = None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{flag} must be a whole number, got {value!r}.", hint=hint)
+    if not low <= value <= high:
+        shown = str(value) if len(str(value)) <= 25 else f"a {len(str(abs(value)))}-digit number"
+        raise ConfigError(f"{flag} must be {low} to {high}{unit}, got {shown}.", hint=hint)
+
+
+def check_options(*, turns: int | None = None, players: int | None = None, workers: int | None = None,
+                  latency_ms: int | None = None, seed: int | None = None) -> None:
+    """Range-check the numeric options of play/demo/resume; ConfigError (exit 2) names the flag.
+
+    Called by the CLI before anything is started or created, and again by :func:`start`,
+    :func:`demo` and :func:`resume` for callers that skip the CLI. ``None`` means "not given".
+    """
+    _number("--turns", turns, 1, defaults.MAX_TURNS,
+            hint="Leave --turns out to play until the DM ends the session (/end).")
+    _number("--players", players, 1, 4, hint="Use 1 to 4 AI players.")
+    _number("--workers", workers, 0, defaults.MAX_LOCAL_WORKERS,
+            hint="0 starts no local worker (a fleet must serve the queue); leave it out for one per AI player.")
+    _number("--latency", latency_ms, 0, defaults.MAX_LATENCY_MS, " ms",
+            hint="It is the offline model's delay per call in milliseconds; 0 means none.")
+    _number("--seed", seed, 0, defaults.MAX_SEED, hint="Use a seed from 0 to 2**63-1, or leave it out.")
+
+
+def select_players(party: dict, players: int | None) -> dict:
+    """The party with only its first ``players`` seats (all of them when None)."""
+    if players is None:
+        return party
+    check_options(players=players)
+    seats = party["players"]
+    if players > len(seats):
+        raise ConfigError(f"--players {players} asks for more AI players than the party has ({len(seats)}).",
+                          hint=f"Use --players 1 to {len(seats)}, or a characters file with more players.")
+    return {**party, "players": seats[:players]}
+
+
+def check_log_dir(settings: Settings) -> None:
+    """Create the log directory (private) and make sure it is writable, before a session exists."""
+    import os
+
+    path = settings.log_dir
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the log directory TTRPG_LOG_DIR={str(path)!r}: {exc.strerror or exc}.",
+                          hint="Set TTRPG_LOG_DIR to a directory you can write (default research_logs/).") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError(f"The log directory TTRPG_LOG_DIR={str(path)!r} is not writable.",
+                          hint="Set TTRPG_LOG_DIR to a directory you can write (default research_logs/).")
+
+
 def parse_faults(text: str | None) -> dict[str, float]:
     """``"rate_limit=0.2,server_error=0.1"`` → ``{"rate_limit": 0.2, "server_error": 0.1}``."""
     known = ("rate_limit", "server_error", "timeout", "overreach")
@@ -36,6 +90,7 @@ def parse_faults(text: str | None) -> dict[str, float]:
 def llm_config(settings: Settings, *, offline: bool, model: str | None = None, latency_ms: int = 0,
                faults: dict | None = None, seed: int = 1) -> dict:
     """The JSON LLM config that travels with each job (never the API key)."""
+    check_options(latency_ms=latency_ms, seed=seed)
     if offline:
         return {"model": defaults.OFFLINE_MODEL, "base_url": None, "offline": True, "latency_ms": latency_ms,
                 "faults": faults or {}, "seed": seed, "backoff_base": settings.backoff_base,
@@ -66,7 +121,9 @@ def start(*, session_id: str | None, campaign_id: str | None, party: dict, llm: 
     from ttrpg import session
     from ttrpg.connection import get_redis
 
+    check_options(turns=max_turns, workers=workers, seed=seed, players=len(party.get("players") or []) or None)
     settings = settings or get_settings()
+    check_log_dir(settings)
     redis = get_redis(settings)
     sid = session.check_session_id(session_id or session.new_session_id())
     spec = session.SessionSpec(session_id=sid, campaign_id=campaign_id or sid, party=party, llm=llm,
@@ -78,13 +135,16 @@ def start(*, session_id: str | None, campaign_id: str | None, party: dict, llm: 
 
 
 def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | None = None,
-           worker_class: str | None = None, settings: Settings | None = None) -> dict:
-    """Continue a session exactly where it stopped (its DM script, if it had one, continues too)."""
+           worker_class: str | None = None, settings: Settings | None = None, keyboard: bool = False) -> dict:
+    """Continue a session exactly where it stopped (its DM script, if it had one, continues too,
+    unless ``keyboard``)."""
     from ttrpg import session
     from ttrpg.connection import get_redis
     from ttrpg.dm import ScriptDM
 
+    check_options(workers=workers)
     settings = settings or get_settings()
+    check_log_dir(settings)
     redis = get_redis(settings)
     sid = session_id or session.latest_session(redis)
     meta = session.load_meta(redis, sid)
@@ -92,7 +152,7 @@ def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | No
         raise ConfigError(f"Session {sid!r} has already ended.", hint="Start a new one with `ttrpg play`.")
     script = session.script_of(meta)
     if dm is None:
-        if script:
+        if script and not keyboard:
             dm = ScriptDM(script)
         else:
             from ttrpg.ui import KeyboardDM
@@ -123,11 +183,9 @@ def demo(*, session_id: str | None = None, turns: int = 3, players: int = 4, lat
     from ttrpg.characters import default_party
     from ttrpg.dm import ScriptDM, builtin_script
 
+    check_options(turns=turns, players=players, workers=workers, latency_ms=latency_ms, seed=seed)
     settings = settings or get_settings()
-    if not 1 <= players <= 4:
-        raise ConfigError(f"--players must be 1-4, got {players}.")
-    party = default_party().to_state()
-    party["players"] = party["players"][:players]
+    party = select_players(default_party().to_state(), players)
     script = builtin_script()
     llm = llm_config(settings, offline=model is None, model=model, latency_ms=latency_ms, faults=faults, seed=seed)
     return start(session_id=session_id, campaign_id=None, party=party, llm=llm, dm=ScriptDM(script), ui=ui,

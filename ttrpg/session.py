@@ -54,9 +54,11 @@ def new_session_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:4]
 
 
-def check_session_id(session_id: str) -> str:
-    if not SESSION_ID_RE.match(session_id or ""):
-        raise ConfigError(f"Session id {session_id!r} is not valid.",
+def check_session_id(session_id: str, what: str = "Session id") -> str:
+    """Ids travel into Redis keys, RQ job ids, file names and terminals: a small alphabet only."""
+    if not isinstance(session_id, str) or not SESSION_ID_RE.match(session_id):
+        shown = repr(session_id if not isinstance(session_id, str) or len(session_id) <= 70 else session_id[:70] + "…")
+        raise ConfigError(f"{what} {shown} is not valid.",
                           hint="Use letters, digits, '-' and '_' (at most 64), starting with a letter or digit.")
     return session_id
 
@@ -163,6 +165,7 @@ class SessionSpec:
 def create(redis, spec: SessionSpec) -> dict:
     """Record a new session's metadata and return its initial graph state."""
     check_session_id(spec.session_id)
+    check_session_id(spec.campaign_id, "Campaign id")
     if redis.exists(meta_key(spec.session_id)):
         raise ConfigError(f"Session {spec.session_id!r} already exists.",
                           hint=f"Continue it with `ttrpg resume {spec.session_id}`, or choose another --session.")

@@ -32,6 +32,77 @@ def _float(name: str, default: float) -> float:
         raise ConfigError(f"{name}={raw!r} is not a number.", hint=f"Set {name} to a number or unset it.")
 
 
+def _directory(name: str, raw: str | None, default: Path) -> Path:
+    """``raw`` (or ``default``) as a path that is, or can become, a directory; else ConfigError.
+
+    Checked here so that a wrong value (``/dev/null``, a file) stops a command before it
+    creates anything, with one line naming the variable.
+    """
+    path = Path(raw).expanduser() if raw else default
+    probe, where = path, None
+    try:
+        while not probe.exists() and probe != probe.parent:  # the nearest existing ancestor
+            probe = probe.parent
+        if not probe.is_dir():
+            where = "is not a directory" if probe == path else f"cannot be a directory: {str(probe)!r} is not one"
+    except OSError as exc:  # e.g. a parent you may not enter
+        where = f"cannot be used: {exc.strerror or exc}"
+    if where:
+        from ttrpg.exceptions import ConfigError
+
+        what = f"{name}={str(path)!r}" if raw else f"{name} (default {str(path)!r})"
+        raise ConfigError(f"{what} {where}.",
+                          hint=f"Set {name} to a directory (it is created if missing), or unset it.")
+    return path
+
+
+_REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_redis_url(url: str, name: str = "TTRPG_REDIS_URL") -> str:
+    """``url`` if redis-py can use it, else a ConfigError naming the variable (password masked)."""
+    from urllib.parse import urlsplit
+
+    from ttrpg.exceptions import ConfigError
+
+    problem = None
+    try:
+        parts = urlsplit(url)
+        if parts.scheme not in _REDIS_SCHEMES:
+            problem = f"its scheme must be one of {', '.join(s + '://' for s in _REDIS_SCHEMES)}"
+        elif parts.scheme == "unix":
+            if not parts.path:
+                problem = "a unix:// URL needs the socket's path (unix:///path/to/redis.sock)"
+        else:
+            if not parts.hostname:
+                problem = "it names no host"
+            try:
+                parts.port  # raises ValueError on a port that is not a number in range
+            except ValueError:  # its text may hold part of a password: never shown
+                problem = ("the port is not a number from 1 to 65535 (a password containing / ? # @ "
+                           "or : must be percent-encoded, e.g. / as %2F)")
+            db = parts.path.lstrip("/")
+            if not problem and db and not db.isdigit():
+                problem = "the database after the host must be a number (e.g. /0)"
+    except ValueError:
+        problem = "it cannot be parsed as a URL"
+    if problem:
+        from ttrpg.connection import mask_url
+
+        raise ConfigError(f"{name}={mask_url(url)!r} is not a usable Redis URL: {problem}.",
+                          hint="Use redis://[:PASSWORD@]HOST:6379/0, rediss://... (TLS) or unix:///path/redis.sock, "
+                               "or unset it to use the embedded server.")
+    return url
+
+
+def _redis_url() -> str | None:
+    for name in ("TTRPG_REDIS_URL", "REDIS_URL"):
+        raw = os.environ.get(name)
+        if raw:
+            return check_redis_url(raw.strip(), name)
+    return None
+
+
 def _bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name)
     if raw in (None, ""):
@@ -54,15 +125,16 @@ class Settings:
     worker_class: str = "warm"
     worker_name: str | None = None
     kill_after: str | None = None
+    allowed_base_urls: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls) -> "Settings":
         ctx = os.environ.get("TTRPG_CONTEXT_WINDOW")
         return cls(
-            home=Path(os.environ.get("TTRPG_HOME") or _default_home()).expanduser(),
-            redis_url=os.environ.get("TTRPG_REDIS_URL") or os.environ.get("REDIS_URL") or None,
+            home=_directory("TTRPG_HOME", os.environ.get("TTRPG_HOME"), _default_home()),
+            redis_url=_redis_url(),
             queue=os.environ.get("TTRPG_QUEUE") or DEFAULT_QUEUE,
-            log_dir=Path(os.environ.get("TTRPG_LOG_DIR") or "research_logs"),
+            log_dir=_directory("TTRPG_LOG_DIR", os.environ.get("TTRPG_LOG_DIR"), Path(defaults.LOG_DIR)),
             openai_base_url=os.environ.get("OPENAI_BASE_URL") or None,
             openai_api_key=os.environ.get("OPENAI_API_KEY") or None,
             model=os.environ.get("TTRPG_MODEL") or None,
@@ -72,6 +144,8 @@ class Settings:
             worker_class=os.environ.get("TTRPG_WORKER_CLASS") or "warm",
             worker_name=os.environ.get("TTRPG_WORKER_NAME") or None,
             kill_after=os.environ.get("TTRPG_KILL_AFTER") or None,
+            allowed_base_urls=tuple(u.strip() for u in (os.environ.get("TTRPG_ALLOWED_BASE_URLS") or "").split(",")
+                                    if u.strip()),
         )
 
 

@@ -11,11 +11,12 @@ import sys
 
 
 def main() -> int:
-    from ttrpg.cli import report_error
+    from ttrpg.cli import private_umask, report_error
     from ttrpg.exceptions import TTRPGError
     from ttrpg.settings import get_settings
     from ttrpg.worker import DEFAULT_WORKER_CLASS, run_worker
 
+    private_umask()
     try:
         settings = get_settings()
         queues = [q.strip() for q in settings.queue.split(",") if q.strip()]

@@ -7,10 +7,15 @@ langgraph or openai (each takes a second or more to import).
 Every expected error is a :class:`ttrpg.exceptions.TTRPGError`: :func:`main` prints it as
 one or two lines on stderr and exits with its code (0 ok, 1 failure, 2 usage/config,
 130 interrupted).
+
+:func:`main` sets umask 077 first: everything a command creates (``$TTRPG_HOME``, session
+logs, exports, worker logs, the embedded Redis's files) holds whispers, which are secrets,
+so it is readable by the user alone. Processes it starts (workers, Redis) inherit it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -58,15 +63,22 @@ app.command()(bench.bench)
 app.command()(bench.drill)
 
 
+def private_umask() -> None:
+    """Files and directories created from here on are the user's alone (umask 077)."""
+    os.umask(os.umask(0o077) | 0o077)
+
+
 def report_error(exc: BaseException) -> int:
     """Print an expected error as one or two lines on stderr; return its exit code."""
-    from ttrpg.console import err
+    from rich.text import Text
+
+    from ttrpg.console import clean_text, err, text
     from ttrpg.exceptions import TTRPGError
 
-    if isinstance(exc, TTRPGError):
-        err().print(f"[bold red]Error:[/] {exc}", markup=True, soft_wrap=True)
+    if isinstance(exc, TTRPGError):  # messages may quote servers, files and ids: text, never markup
+        err().print(Text.assemble(("Error: ", "bold red"), clean_text(str(exc))), soft_wrap=True)
         if exc.hint:
-            err().print(exc.hint, soft_wrap=True)
+            err().print(text(exc.hint), soft_wrap=True)
         return exc.exit_code
     raise exc
 
@@ -74,6 +86,7 @@ def report_error(exc: BaseException) -> int:
 def main(argv: list[str] | None = None) -> None:
     from ttrpg.exceptions import TTRPGError
 
+    private_umask()
     try:
         app(args=argv, prog_name="ttrpg")
     except TTRPGError as exc:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-WORKERS_HELP = "Local workers to start when no worker serves the queue (default: one per AI player)."
+WORKERS_HELP = ("Local workers (0-16) to start when no worker serves the queue (default: one per AI player; "
+                "0: none, wait for a fleet).")
+TURNS_HELP = "End after this many turns (1-10000; default: play until the DM types /end)."
+LATENCY_HELP = "Offline model: milliseconds per call (0-60000)."
+SEED_HELP = "Seed for dice and the offline model (0 to 2**63-1)."
+PLAYERS_HELP = "AI players: the first N of the party (1-4; default: all)."
 CLASS_HELP = "Class of the local workers: warm (default), spawn, fork or simple."
 
 
@@ -25,24 +31,27 @@ def play(
     dm_script: Optional[Path] = typer.Option(None, "--dm-script", help="Drive the session from a DM script file instead of the keyboard."),
     offline: bool = typer.Option(False, "--offline", help="Use the offline model (no API key)."),
     model: Optional[str] = typer.Option(None, "--model", help="Model name (default: TTRPG_MODEL)."),
-    latency: int = typer.Option(0, "--latency", help="Offline model: milliseconds per call."),
+    latency: int = typer.Option(0, "--latency", help=LATENCY_HELP),
     faults: Optional[str] = typer.Option(None, "--faults", help="Offline model: fault rates, e.g. rate_limit=0.2,server_error=0.1,timeout=0.05,overreach=0.3."),
-    turns: Optional[int] = typer.Option(None, "--turns", help="End after this many turns."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for dice and the offline model."),
+    turns: Optional[int] = typer.Option(None, "--turns", help=TURNS_HELP),
+    players: Optional[int] = typer.Option(None, "--players", help=PLAYERS_HELP),
+    seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
 ) -> None:
     """Run an interactive session as the DM (Ctrl-C pauses; `ttrpg resume` continues)."""
     from ttrpg import play as lib
+
+    lib.check_options(turns=turns, players=players, workers=workers, latency_ms=latency, seed=seed)
     from ttrpg.characters import default_party, load_party
     from ttrpg.dm import ScriptDM, load_script
     from ttrpg.settings import get_settings
     from ttrpg.ui import KeyboardDM
 
     settings = get_settings()
-    party = (load_party(characters) if characters else default_party()).to_state()
-    script = load_script(dm_script) if dm_script else None
-    run_seed = seed if seed is not None else __import__("random").randrange(1, 10**6)
+    party = lib.select_players((load_party(characters) if characters else default_party()).to_state(), players)
+    script = load_script(dm_script, party) if dm_script else None
+    run_seed = seed if seed is not None else random.randrange(1, 10**6)
     llm = lib.llm_config(settings, offline=offline, model=model, latency_ms=latency,
                          faults=lib.parse_faults(faults), seed=run_seed)
     try:
@@ -57,23 +66,26 @@ def resume(
     session: Optional[str] = typer.Argument(None, help="Session id (default: the most recently active)."),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
+    keyboard: bool = typer.Option(False, "--keyboard", help="Answer at the keyboard even if the session was "
+                                                            "started with a DM script."),
 ) -> None:
-    """Continue a session exactly where it stopped, asking the pending DM question again."""
+    """Continue a session exactly where it stopped: a recap of the turn so far, then the pending DM question."""
     from ttrpg import play as lib
 
+    lib.check_options(workers=workers)
     try:
-        lib.resume(session, workers=workers, worker_class=worker_class)
+        lib.resume(session, workers=workers, worker_class=worker_class, keyboard=keyboard)
     except KeyboardInterrupt:
         _paused(session)
 
 
 def demo(
     session: Optional[str] = typer.Option(None, "--session", "-s", help="Session id (default: a new one)."),
-    turns: int = typer.Option(3, "--turns", help="Turns to play."),
+    turns: int = typer.Option(3, "--turns", help="Turns to play (1-10000)."),
     players: int = typer.Option(4, "--players", help="AI players (1-4)."),
-    latency: int = typer.Option(0, "--latency", help="Offline model: milliseconds per call."),
+    latency: int = typer.Option(0, "--latency", help=LATENCY_HELP),
     faults: Optional[str] = typer.Option(None, "--faults", help="Offline model fault rates (see `ttrpg play --help`)."),
-    seed: int = typer.Option(7, "--seed", help="Seed for dice and the offline model."),
+    seed: int = typer.Option(7, "--seed", help=SEED_HELP),
     model: Optional[str] = typer.Option(None, "--model", help="Play against this model at OPENAI_BASE_URL instead of offline."),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
@@ -81,6 +93,7 @@ def demo(
     """Play the built-in scripted session with the built-in crew and offline AI players."""
     from ttrpg import play as lib
 
+    lib.check_options(turns=turns, players=players, workers=workers, latency_ms=latency, seed=seed)
     try:
         lib.demo(session_id=session, turns=turns, players=players, latency_ms=latency,
                  faults=lib.parse_faults(faults), seed=seed, model=model, workers=workers,

@@ -1,0 +1,177 @@
+"""Bad input from the DM: one or two lines naming the problem and the fix, exit 2, nothing created.
+
+Every case runs the real CLI in a subprocess against the test run's embedded Redis, with a
+session id of its own and a log directory that does not exist yet; afterwards the session
+is not in Redis (no key mentions its id, the session index did not grow) and the log
+directory was never created.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.conftest import ROOT, run_cli
+from ttrpg.constants import SESSIONS_INDEX
+
+EXAMPLE = ROOT / "examples" / "characters.json"
+
+
+@pytest.fixture
+def clean(tmp_path, redis_client):
+    """Runs a command and checks that it was refused and left nothing behind."""
+
+    class Checker:
+        sid = "in-" + uuid.uuid4().hex[:10]
+        logs = tmp_path / "logs"
+
+        def refused(self, *args: str, env: dict | None = None, expect: tuple[str, ...] = ()):
+            before = redis_client.zcard(SESSIONS_INDEX)
+            result = run_cli(*args, env={"TTRPG_LOG_DIR": str(self.logs), **(env or {})}, timeout=60)
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert result.returncode == 2, result.stderr
+            assert "Traceback" not in result.stderr
+            assert 1 <= len(lines) <= 2, lines
+            assert lines[0].startswith("Error: ")
+            for fragment in expect:
+                assert fragment in result.stderr, (fragment, result.stderr)
+            assert list(redis_client.scan_iter(match=f"*{self.sid}*")) == []
+            assert redis_client.zcard(SESSIONS_INDEX) == before
+            assert not self.logs.exists()
+            return lines
+
+    return Checker()
+
+
+def _party_file(tmp_path, text: str | bytes):
+    path = tmp_path / "characters.json"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _play(checker, *extra: str) -> tuple[str, ...]:
+    return ("play", "--offline", "--session", checker.sid, "--turns", "1",
+            "--dm-script", str(ROOT / "ttrpg" / "data" / "demo_script.json"), *extra)
+
+
+# --------------------------------------------------------------------------- characters.json
+
+def test_deeply_nested_characters_file(clean, tmp_path):
+    path = _party_file(tmp_path, '{"players": ' + "[" * 50_000 + "]" * 50_000 + "}")
+    clean.refused(*_play(clean, "--characters", str(path)), expect=("nested more than 64 levels deep",
+                                                                   "line 1, column 76"))
+
+
+def test_5000_digit_number_in_characters_file(clean, tmp_path):
+    data = json.loads(EXAMPLE.read_text())
+    text = json.dumps(data, indent=1).replace('"number": 3', '"number": ' + "3" * 5000, 1)
+    path = _party_file(tmp_path, text)
+    lines = clean.refused(*_play(clean, "--characters", str(path)), expect=("5000-digit number at line",))
+    assert "3" * 50 not in lines[0]
+
+
+def test_10_mb_name_fails_check_and_play(clean, tmp_path):
+    data = json.loads(EXAMPLE.read_text())
+    data["players"][0]["character"]["name"] = "Z" * 10_000_000
+    path = _party_file(tmp_path, json.dumps(data))
+    clean.refused("characters", "check", str(path), expect=("the limit is 1,000,000",))
+    clean.refused(*_play(clean, "--characters", str(path)), expect=("the limit is 1,000,000",))
+
+
+def test_long_name_under_the_size_limit(clean, tmp_path):
+    data = json.loads(EXAMPLE.read_text())
+    data["players"][0]["character"]["name"] = "Z" * 500_000
+    path = _party_file(tmp_path, json.dumps(data))
+    lines = clean.refused("characters", "check", str(path),
+                          expect=("players[0].character.name: must be at most 80 characters, got 500,000",))
+    assert len(lines[0]) < 300
+
+
+def test_duplicate_keys_in_characters_file(clean, tmp_path):
+    data = json.loads(EXAMPLE.read_text())
+    text = json.dumps(data, indent=1).replace('"style": "Alien",', '"style": "Alien", "style": "Android",', 1)
+    path = _party_file(tmp_path, text)
+    clean.refused(*_play(clean, "--characters", str(path)), expect=('has the key "style" twice', "again at line"))
+
+
+def test_nan_and_non_utf8_in_characters_file(clean, tmp_path):
+    path = _party_file(tmp_path, '{"players": [{"x": NaN}]}')
+    clean.refused("characters", "check", str(path), expect=("has NaN at line 1, column 20",))
+    path = _party_file(tmp_path, b'{"players": [{"name": "Zo\xeb"}]}')
+    clean.refused(*_play(clean, "--characters", str(path)), expect=("not UTF-8", "Save the file as UTF-8"))
+
+
+# --------------------------------------------------------------------------- environment
+
+@pytest.mark.parametrize("name,value,expect", [
+    ("TTRPG_LOG_DIR", "/dev/null", "TTRPG_LOG_DIR='/dev/null' is not a directory"),
+    ("TTRPG_HOME", "/dev/null", "TTRPG_HOME='/dev/null' is not a directory"),
+    ("TTRPG_REDIS_URL", "bogus://x", "TTRPG_REDIS_URL='bogus://x' is not a usable Redis URL"),
+])
+def test_bad_environment(clean, name, value, expect):
+    clean.refused("demo", "--session", clean.sid, "--turns", "1", "--players", "1", env={name: value},
+                  expect=(expect,))
+
+
+def test_bad_redis_url_never_shows_the_password(clean):
+    lines = clean.refused("sessions", env={"TTRPG_REDIS_URL": "redis://:hunter2/x@host:abc/0"},
+                          expect=("redis://:***@host:abc/0", "percent-encoded"))
+    assert "hunter2" not in "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- numeric options
+
+@pytest.mark.parametrize("args,expect", [
+    (("--turns", "0"), "--turns must be 1 to 10000, got 0."),
+    (("--turns", "-1"), "--turns must be 1 to 10000, got -1."),
+    (("--workers", "-3"), "--workers must be 0 to 16, got -3."),
+    (("--latency", "-5"), "--latency must be 0 to 60000 ms, got -5."),
+    (("--seed", str(2**64)), "--seed must be 0 to 9223372036854775807, got 18446744073709551616."),
+    (("--seed", "9" * 400), "got a 400-digit number"),
+    (("--players", "0"), "--players must be 1 to 4, got 0."),
+    (("--characters", str(ROOT / "examples" / "characters-2p.json"), "--players", "3"),
+     "--players 3 asks for more AI players than the party has (2)"),
+])
+def test_play_numeric_options(clean, args, expect):
+    clean.refused("play", "--offline", "--session", clean.sid, *args, expect=(expect,))
+
+
+@pytest.mark.parametrize("args,expect", [
+    (("--turns", "0"), "--turns must be 1 to 10000"),
+    (("--players", "5"), "--players must be 1 to 4, got 5."),
+    (("--workers", "17"), "--workers must be 0 to 16"),
+    (("--latency", "60001"), "--latency must be 0 to 60000 ms"),
+    (("--seed", "-1"), "--seed must be 0 to"),
+])
+def test_demo_numeric_options(clean, args, expect):
+    clean.refused("demo", "--session", clean.sid, *args, expect=(expect,))
+
+
+def test_resume_workers(clean):
+    clean.refused("resume", clean.sid, "--workers", "-3", expect=("--workers must be 0 to 16, got -3.",))
+
+
+def test_turns_help_says_what_leaving_it_out_means():
+    result = run_cli("play", "--help")
+    assert "1-10000; default: play until the DM types /end" in " ".join(result.stdout.split())
+    assert "--players" in result.stdout
+
+
+def test_library_functions_check_too():
+    from ttrpg import play
+    from ttrpg.exceptions import ConfigError
+
+    with pytest.raises(ConfigError, match="--turns must be 1"):
+        play.demo(turns=0)
+    with pytest.raises(ConfigError, match="--workers must be 0"):
+        play.resume("nope", workers=-3)
+    with pytest.raises(ConfigError, match="--latency must be 0"):
+        play.llm_config(None, offline=True, latency_ms=-5)  # type: ignore[arg-type]
+    party = {"ship": {}, "players": [{"id": "p1"}, {"id": "p2"}, {"id": "p3"}]}
+    assert [p["id"] for p in play.select_players(party, 2)["players"]] == ["p1", "p2"]
+    assert play.select_players(party, None) is party
