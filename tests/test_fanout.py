@@ -56,3 +56,23 @@ def test_exhausted_retries_fail_the_phase_with_the_player_named(fleet, redis_cli
     retries = [e for e in log if e["event_type"] == "llm_retry"]
     assert len(retries) == 4 and all(e["error_class"] for e in retries)
     assert [e["outcome"] for e in log if e["event_type"] == "llm_call"] == ["error"]
+
+
+def test_progress_shows_each_player_until_the_phase_ends(fleet, redis_client, session_id):
+    llm = offline_llm(latency_ms=200, faults={"rate_limit": 1.0})
+    llm["fault_scope"] = {"players": ["p2"]}  # p2 is rate-limited on every attempt, p1 never
+    llm["backoff_base"] = 0.1
+    snapshots: list[dict] = []
+    with pytest.raises(PhaseError) as err:
+        run_jobs(redis_client, fleet, _requests(session_id, llm, players=("p1", "p2")), session_id=session_id,
+                 turn=1, phase="intent", attempt=1, on_progress=snapshots.append)
+    assert err.value.player_id == "p2"
+    p1 = [s["p1"]["status"] for s in snapshots]
+    p2 = [s["p2"]["status"] for s in snapshots]
+    print(f"{len(snapshots)} reports; p1 {p1}; p2 {p2}")
+    assert "done" in p1 and set(p1) <= {"queued", "thinking", "done"}
+    assert "retrying" in p2 and p2[-1] == "failed" and "done" not in p2
+    assert any(s["p2"]["detail"].startswith("rate limit, retry") for s in snapshots if s["p2"]["status"] == "retrying")
+    assert "5 attempts" in snapshots[-1]["p2"]["detail"]
+    elapsed = [s["p2"]["elapsed_s"] for s in snapshots]
+    assert elapsed == sorted(elapsed) and all(set(s) == {"p1", "p2"} for s in snapshots)

@@ -129,8 +129,9 @@ def _env_vars_ttrpg_reads() -> set[str]:
                 name = node.args[0].value
                 if func in ("os.environ.get", "os.getenv", "environ.get", "getenv"):
                     names.add(name)
-                elif path.name == "settings.py" and re.fullmatch(r"[A-Z][A-Z0-9_]+", name):
-                    names.add(name)
+            if path.name == "settings.py" and isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                    and re.fullmatch(r"[A-Z][A-Z0-9]*_[A-Z0-9_]+", node.value):
+                names.add(node.value)  # names settings.py passes to its helpers or loops over
             elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load) \
                     and ast.unparse(node.value) == "os.environ" and isinstance(node.slice, ast.Constant):
                 names.add(node.slice.value)
@@ -280,6 +281,10 @@ def test_compose_runs_real_ttrpg_commands_with_settings_ttrpg_reads():
         elif argv and argv[0] == "redis-server":
             assert str(svc.get("image", "")).startswith(("redis:", "redis/redis-stack-server:")), name
             assert not env, f"{name}: the Redis service needs no environment"
+        elif argv[:2] == ["/bin/sh", "-c"] and "exec docker-entrypoint.sh redis-server" in argv[2]:
+            # Redis with its password on stdin: only the password variable, for redis-cli and the config
+            assert str(svc.get("image", "")).startswith(("redis:", "redis/redis-stack-server:")), name
+            assert set(env) == {"REDISCLI_AUTH"}, env
         elif argv and argv[0] == "rq-dashboard":
             assert svc.get("build", {}).get("target") == "dashboard", name
             assert not [k for k in env if not k.startswith("RQ_DASHBOARD_")], env
@@ -294,7 +299,7 @@ def test_compose_runs_real_ttrpg_commands_with_settings_ttrpg_reads():
     assert worker.get("stop_signal", "SIGTERM") == "SIGTERM"
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
     env = worker["environment"]
-    assert env["TTRPG_REDIS_URL"].startswith("redis://redis:6379")
+    assert re.match(r"redis://:\$\{TTRPG_REDIS_PASSWORD:\?[^}]+\}@redis:6379/", env["TTRPG_REDIS_URL"])
     for passed in ("TTRPG_QUEUE", "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL"):
         assert "${" + passed in str(env[passed]), f"{passed} is not passed through from the shell/.env"
     assert "dashboard" in services["dashboard"]["profiles"]
@@ -306,11 +311,16 @@ def test_compose_redis_has_json_and_search_modules_aof_a_volume_and_a_healthchec
     image = redis_svc["image"]
     assert re.match(r"^redis:8(\.\d+)*(-[a-z0-9.]+)?$", image) or \
         re.match(r"^redis/redis-stack-server:7\.4", image), f"{image}: no RedisJSON + RediSearch"
-    argv = _argv(redis_svc["command"])
-    if image.startswith("redis:"):
-        # the image's entrypoint adds its bundled modules only when the command is redis-server
-        assert argv[0] == "redis-server", argv
+    entry = _argv(redis_svc["entrypoint"])
+    assert entry[:2] == ["/bin/sh", "-c"], entry
+    script = entry[2]
+    # the image's entrypoint adds its bundled modules only when the command is redis-server;
+    # `redis-server -` reads the password from stdin, so it is on no command line
+    argv = script.split("<<", 1)[0].split()
+    assert argv[:3] == ["exec", "docker-entrypoint.sh", "redis-server"] and argv[3] == "-", argv
     assert "--appendonly" in argv and argv[argv.index("--appendonly") + 1] == "yes"
+    assert "requirepass" in script
+    assert "${TTRPG_REDIS_PASSWORD:?" in redis_svc["environment"]["REDISCLI_AUTH"]
     volumes = redis_svc["volumes"]
     assert any(str(v).split(":")[1] == "/data" and str(v).split(":")[0] in compose.get("volumes", {})
                for v in volumes), volumes

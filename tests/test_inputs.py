@@ -175,3 +175,44 @@ def test_library_functions_check_too():
     party = {"ship": {}, "players": [{"id": "p1"}, {"id": "p2"}, {"id": "p3"}]}
     assert [p["id"] for p in play.select_players(party, 2)["players"]] == ["p1", "p2"]
     assert play.select_players(party, None) is party
+
+
+# --------------------------------------------------------------------------- DM scripts
+
+def _script(tmp_path, data) -> str:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps(data) if not isinstance(data, str) else data)
+    return str(path)
+
+
+@pytest.mark.parametrize("script, expect", [
+    ({"turns": [{"narration": "x", "rolls": [1]}]}, ("turns[0].rolls[0] must be {player, approach, dice, helpers}",)),
+    ({"turns": [{"narration": "x", "rolls": [{"dice": "abc"}]}]}, ("turns[0].rolls[0].dice", "Type 1, 2 or 3")),
+    ({"turns": [{"narration": "x", "rolls": [{"dice": 2, "approach": "charm"}]}]},
+     ("turns[0].rolls[0].approach", "neither LASERS nor FEELINGS")),
+    ({"turns": [{"narration": "x", "outcomes": {"success": "{name} wins {foo}"}}]},
+     ("turns[0].outcomes.success", "uses {foo}", "only {name}, {dice} and {band}")),
+    ({"turns": [{"narration": "x", "outcome": "unclosed {name"}]}, ("turns[0].outcome", "not a valid template")),
+    ({"turns": [{"narration": "x"}], "end_after": "abc"}, ("end_after must be a whole number",)),
+    ({"turns": [{"narration": "x"}], "end_after": 0}, ("end_after must be a whole number",)),
+    ({"turns": [{"narration": "x", "whispers": [{"to": 9, "layer": "player", "text": "s"}]}]},
+     ("turns[0].whispers[0].to must be a player id",)),
+    ({"turns": [{"narration": "x", "dice_override": {"p1": [7, 1]}}]}, ("dice_override['p1']", "is not a die")),
+    ({"turns": [{"narration": ""}]}, ("turns[0].narration", "is empty")),
+    ({"turns": [{"narration": "x", "narattion": "typo"}]}, ("unknown key(s) 'narattion'",)),
+    ({"turns": []}, ("non-empty \"turns\" list",)),
+    ({"turns": [{"narration": "x"}], "intervention": "maybe"}, ("intervention must be retry, skip, end_turn",)),
+    ('{"turns": [{"narration": "x"}], "turns": []}', ("twice",)),
+])
+def test_bad_dm_scripts_are_refused_before_anything_is_created(clean, tmp_path, script, expect):
+    lines = clean.refused("play", "--offline", "--session", clean.sid, "--turns", "1", "--players", "2",
+                          "--dm-script", _script(tmp_path, script), expect=expect)
+    assert "DM script" in lines[0]
+
+
+def test_the_shipped_demo_script_and_example_scripts_pass(tmp_path):
+    from ttrpg.dm import builtin_script, load_script, validate_script
+
+    validate_script(builtin_script())
+    for path in (ROOT / "examples").glob("*script*.json"):
+        load_script(path)

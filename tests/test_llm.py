@@ -453,3 +453,71 @@ def test_config_caps_every_reply():
     _run(transport, _cfg(max_tokens=48), max_tokens=20)
     _run(transport, _cfg(), max_tokens=300)
     assert [r["json"]["max_tokens"] for r in transport.requests] == [48, 20, 300]
+
+
+# --------------------------------------------------------------------------- hostile jobs and servers
+
+
+def test_a_job_gets_only_the_workers_own_or_an_allowed_endpoint():
+    own = "http://gpu-1:8080/v1"
+    allowed = ("https://llm.internal/v1/", " http://gpu-2:8080/v1")
+    assert llm.endpoint_for_job(None, own) == own  # a job naming none gets the worker's own
+    assert llm.endpoint_for_job(None, None) is None  # ... which may be the SDK's default (OpenAI)
+    for same in ("http://GPU-1:8080/v1/", "HTTP://gpu-1:8080/v1", "http://user:pw@gpu-1:8080/v1?x=1"):
+        assert llm.endpoint_for_job(same, own) == own  # the worker's spelling, never the job's
+    assert llm.endpoint_for_job("https://llm.internal:443/v1", own, allowed) == "https://llm.internal/v1/"
+    assert llm.endpoint_for_job("http://gpu-2:8080/v1/", own, allowed) == "http://gpu-2:8080/v1"
+    assert llm.endpoint_for_job("https://api.openai.com/v1/", None) is None
+    for other in ("http://gpu-1:8081/v1", "https://gpu-1:8080/v1", "http://gpu-1:8080/v2", "http://gpu-1:8080",
+                  "http://gpu-1:8080/v1/extra", "http://evil.example/v1", "file:///etc/passwd", "not a url",
+                  "http://gpu-1:99999/v1", "https://api.openai.com/v1"):
+        with pytest.raises(llm.LLMPermanentError) as err:
+            llm.endpoint_for_job(other, own, allowed)
+        assert "TTRPG_ALLOWED_BASE_URLS" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(llm.LLMPermanentError) as err:
+        llm.endpoint_for_job("http://user:secret@x:1/v1?token=abc\x1b]52;c;x\x07", own)
+    assert str(err.value) == ("This worker does not send its key to http://x:1/v1 (the job's endpoint); set "
+                              "OPENAI_BASE_URL or TTRPG_ALLOWED_BASE_URLS on the worker to allow it.")
+
+
+def test_a_long_reply_is_cut_and_says_so():
+    from ttrpg import defaults
+
+    reply, _ = _run(Scripted(_ok("y" * 50_000)))
+    assert reply["text"] == "y" * defaults.LLM_REPLY_MAX_CHARS
+    assert reply["truncated"] is True and reply["reply_chars"] == 50_000
+    reply, _ = _run(Scripted(_ok("y" * 50_000)), _cfg(reply_max_chars=100))
+    assert len(reply["text"]) == 100 and reply["truncated"] is True
+    reply, _ = _run(Scripted(_ok("y" * 50_000)), {**_cfg(), "reply_max_chars": 10**9})  # a job cannot raise it
+    assert len(reply["text"]) == defaults.LLM_REPLY_MAX_CHARS
+    reply, _ = _run(Scripted(_ok("short")))
+    assert reply["truncated"] is False and reply["reply_chars"] == 5
+
+
+@pytest.mark.parametrize("response,needle", [
+    (httpx.Response(200, text="<html><body>Bad gateway</body></html>", headers={"content-type": "text/html"}),
+     "an HTML page"),
+    (httpx.Response(200, content=b'{"choices": [{"mess', headers={"content-type": "application/json"}),
+     "broken or truncated JSON"),
+    (httpx.Response(200, json={"object": "chat.completion"}), "without a chat completion's choices"),
+    (httpx.Response(200, json={"choices": []}), "without a chat completion's choices"),
+    (httpx.Response(200, json={"choices": ["text"]}), "without a chat completion's choices"),
+    (httpx.Response(200, text="OK", headers={"content-type": "text/plain"}), "not JSON (text/plain)"),
+    (httpx.Response(200, content=b"[" * 200_000 + b"]" * 200_000, headers={"content-type": "application/json"}),
+     "broken or truncated JSON"),
+])
+def test_a_2xx_that_is_not_a_chat_completion_is_permanent_after_one_request(response, needle):
+    transport = Scripted(response)
+    with pytest.raises(llm.LLMPermanentError) as err:
+        _run(transport)
+    assert len(transport.requests) == 1 and needle in str(err.value)
+    assert "http://scripted.invalid/v1" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_odd_json_types_in_a_valid_reply_are_read_as_data():
+    body = {"model": "m" * 10_000, "usage": {"prompt_tokens": "many", "completion_tokens": True},
+            "choices": [{"message": {"content": [{"type": "text", "text": "part one, "}, {"text": "part two"}]},
+                         "finish_reason": ["odd"]}]}
+    reply, _ = _run(Scripted(httpx.Response(200, json=body)))
+    assert reply["text"] == "part one, part two" and len(reply["model"]) == 200
+    assert reply["tokens_estimated"] is True and reply["finish_reason"] == "['odd']"

@@ -431,6 +431,13 @@ def test_report_numbers_match_the_events(played):
             assert stats["p50_ms"] == pytest.approx(statistics.median(ds), abs=0.06)
             assert stats["p95_ms"] == pytest.approx(q[94], abs=0.06)
     assert set(rep["phases"]) >= {"dm_narration", "party_discussion", "character_action", "memory_storage"}
+    assert rep["phases"]["party_discussion"]["label"] == "table talk"
+    # the DM's time apart from machine time: every answer counted, in the phase that uses it
+    assert rep["dm_time"]["answers"] == len(of("dm_input"))
+    assert sum(p["dm"]["answers"] for p in rep["phases"].values()) == sum(
+        research.dm_phase(d) != "" for d in of("dm_input"))
+    assert rep["machine_time"]["total_ms"] == pytest.approx(sum(p["total_ms"] or 0 for p in rep["phases"].values()),
+                                                            abs=0.5)
     assert json.loads(json.dumps(rep)) == rep  # plain JSON
 
 

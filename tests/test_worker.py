@@ -241,7 +241,8 @@ def test_live_workers_sees_a_local_fleet_until_it_stops(queue_name):
     with local_workers(2, [queue_name], "fork") as fleet:
         names = {w["name"] for w in live_workers([queue_name])}
         assert names == set(fleet.names)
-    assert all(p.returncode == 0 for p in fleet.procs)
+    logs = [path.read_text()[-1500:] for path in fleet.log_paths if path.exists()]
+    assert [p.returncode for p in fleet.procs] == [0, 0], logs
     assert live_workers([queue_name]) == []
 
 

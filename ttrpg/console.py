@@ -44,6 +44,45 @@ def text(value, style: str = ""):
     return Text(clean_text(value), style=style)
 
 
+def one_line(value, limit: int | None = None) -> str:
+    """``value`` cleaned (:func:`clean_text`) and on one line: runs of whitespace, newlines
+    included, become one space; cut to ``limit`` characters with an ellipsis."""
+    s = " ".join(clean_text("" if value is None else value).split())
+    if limit is not None and len(s) > limit:
+        s = s[: max(0, limit - 1)] + "…"
+    return s
+
+
+def assemble(*parts):
+    """A :class:`rich.text.Text` built from parts, none of them ever parsed as markup.
+
+    Each part is a value (shown as typed, cleaned by :func:`clean_text`), a ``(value, style)``
+    pair, or a ``Text`` already made by this module (appended as it is)::
+
+        err().print(assemble(("Error: ", "bold red"), message))
+    """
+    from rich.text import Text
+
+    out = Text()
+    for part in parts:
+        if isinstance(part, Text):
+            out.append_text(part)
+        elif isinstance(part, tuple):
+            value, style = part
+            out.append(clean_text("" if value is None else value), style=style or None)
+        elif part is not None:
+            out.append(clean_text(part))
+    return out
+
+
+def cell(value, style: str = ""):
+    """A table cell of untrusted ``value`` (``None`` shows as ``-``): text, never markup.
+
+    Rich parses plain ``str`` cells and titles of a ``Table`` as markup; pass these instead.
+    """
+    return text("-" if value is None or value == "" else value, style)
+
+
 @functools.cache
 def err():
     from rich.console import Console

@@ -67,16 +67,17 @@ _TEMPLATE_FIELDS = {"name", "dice", "band"}
 _MAX_TURNS = 10_000
 
 
-def load_script(path: str | Path, party: dict | None = None) -> dict:
+def load_script(path: str | Path) -> dict:
     """Read and check a DM script in full (see the module docstring); errors name the field."""
-    return validate_script(load_json_file(path, what="DM script", error=DMScriptError), str(path), party)
+    return validate_script(load_json_file(path, what="DM script", error=DMScriptError), f"DM script {path}")
 
 
-def validate_script(data, where: str = "DM script", party: dict | None = None) -> dict:
+def validate_script(data, where: str = "DM script") -> dict:
     """Check every answer a script gives, so that a session never stops on a script mistake.
 
-    With ``party`` (the session's characters), player ids in whispers, rolls and overrides
-    are checked too.
+    Player ids are checked for form only: one script serves parties of any size (the demo's
+    whispers to p2 are skipped when p2 is not seated), so answers naming a player who is not
+    at the table are left out at play time.
     """
     def fail(msg: str):
         raise DMScriptError(f"{where}: {msg}", hint="Fix the script (the format is in `ttrpg play --help` and the "
@@ -92,7 +93,6 @@ def validate_script(data, where: str = "DM script", party: dict | None = None) -
         fail("needs a non-empty \"turns\" list.")
     if len(turns) > _MAX_TURNS:
         fail(f"has {len(turns)} turns; at most {_MAX_TURNS}.")
-    ids = {p["id"]: p["character"]["name"] for p in (party or {}).get("players", [])}
     for i, turn in enumerate(turns):
         at = f"turns[{i}]"
         if not isinstance(turn, dict):
@@ -105,10 +105,8 @@ def validate_script(data, where: str = "DM script", party: dict | None = None) -
         for j, w in enumerate(_list(turn, "whispers", at, fail)):
             if not isinstance(w, dict):
                 fail(f"{at}.whispers[{j}] must be {{to, layer, text}}.")
-            if ids:
-                _check(lambda: questions.parse_player(w.get("to"), ids), f"{at}.whispers[{j}].to", fail)
-            elif not isinstance(w.get("to"), str):
-                fail(f"{at}.whispers[{j}].to must be a player id.")
+            if not isinstance(w.get("to"), str) or not w["to"].strip():
+                fail(f"{at}.whispers[{j}].to must be a player id (p1, p2...).")
             if str(w.get("layer", "both")).lower() not in questions.LAYERS:
                 fail(f"{at}.whispers[{j}].layer must be one of {', '.join(questions.LAYERS)}.")
             _check(lambda: questions.check_text(w.get("text"), "whisper"), f"{at}.whispers[{j}].text", fail)
@@ -116,11 +114,8 @@ def validate_script(data, where: str = "DM script", party: dict | None = None) -
             if not isinstance(r, dict):
                 fail(f"{at}.rolls[{j}] must be {{player, approach, dice, helpers}}.")
             player = r.get("player", "auto")
-            if player != "auto":
-                if ids:
-                    _check(lambda: questions.parse_player(player, ids), f"{at}.rolls[{j}].player", fail)
-                elif not isinstance(player, str):
-                    fail(f"{at}.rolls[{j}].player must be \"auto\" or a player id.")
+            if not isinstance(player, str) or not player.strip():
+                fail(f"{at}.rolls[{j}].player must be \"auto\" or a player id.")
             if r.get("approach", "auto") != "auto":
                 _check(lambda: questions.parse_approach(r.get("approach")), f"{at}.rolls[{j}].approach", fail)
             _check(lambda: questions.parse_dice_count(r.get("dice", 1)), f"{at}.rolls[{j}].dice", fail)
@@ -131,8 +126,6 @@ def validate_script(data, where: str = "DM script", party: dict | None = None) -
         if not isinstance(override, dict):
             fail(f"{at}.dice_override must be an object: {{player id: [dice]}}.")
         for pid, dice in override.items():
-            if ids and pid not in ids:
-                fail(f"{at}.dice_override: {pid!r} is not a player ({', '.join(ids)}).")
             if not isinstance(dice, list) or not 1 <= len(dice) <= 3:
                 fail(f"{at}.dice_override[{pid!r}] must be a list of 1-3 dice.")
             _check(lambda: questions.parse_dice(dice, len(dice)), f"{at}.dice_override[{pid!r}]", fail)
@@ -196,8 +189,8 @@ class ScriptDM:
 
     source = "script"
 
-    def __init__(self, script: dict, party: dict | None = None):
-        self.script = validate_script(script, party=party)
+    def __init__(self, script: dict):
+        self.script = validate_script(script)
         self._interventions: dict[tuple, int] = {}
 
     def _turn(self, turn: int) -> dict | None:
@@ -222,7 +215,14 @@ class ScriptDM:
         if kind == "narration":
             if not spec:
                 return {"text": "", "end": True}
-            return {"text": spec["narration"], "whispers": spec.get("whispers") or []}
+            seated = questions.party_names(state)
+            whispers = []
+            for w in spec.get("whispers") or []:
+                try:
+                    whispers.append({**w, "to": questions.parse_player(w["to"], seated)})
+                except questions.InvalidAnswer:
+                    continue  # a whisper for a player who is not at this table
+            return {"text": spec["narration"], "whispers": whispers}
         if kind == "adjudication":
             return {"rolls": self._rolls(spec, turn, question, state)}
         if kind == "dice":

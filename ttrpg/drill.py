@@ -36,8 +36,10 @@ KILL_POINTS = ("dm_narration", "memory_query", "party_discussion", "strategic_in
                "character_reaction", "memory_storage")
 STORY_EVENTS = {"dm_input", "dice_roll", "consensus", "validation_failed", "validation_autocorrected",
                 "laser_feelings", "turn_completed", "whisper", "session_started"}
+#: Fields that differ between two runs of one seed: times (``wait_ms`` is how long the DM, or
+#: the script, took to answer), processes, ids.
 VOLATILE = {"timestamp", "latency_ms", "worker_pid", "pid", "to_checkpoint", "attempts", "session_id",
-            "campaign_id", "job_id"}
+            "campaign_id", "job_id", "wait_ms"}
 
 
 def _demo_argv(sid: str, seed: int, turns: int, extra: list[str] = ()) -> list[str]:

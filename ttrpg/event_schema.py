@@ -228,7 +228,11 @@ _TYPES: tuple[EventType, ...] = (
          F("worker_pid", "integer", "Process id of the worker (ok calls).", required=False),
          F("context_shrinks", "integer", "ok only: times the prompt was shrunk after a context refusal.",
            required=False),
-         F("empty", "boolean", "ok only: the model answered nothing, even when asked twice.", required=False))),
+         F("empty", "boolean", "ok only: the model answered nothing, even when asked twice.", required=False),
+         F("truncated", "boolean", "ok only: the reply was longer than ``LLM_REPLY_MAX_CHARS`` and was cut "
+           "(the job's result and the prompts keep the cut text).", required=False),
+         F("reply_chars", "integer", "ok only: the reply's length in characters before any cut.",
+           required=False))),
     EventType(
         "context_shrunk", "The model's server refused a prompt as longer than its context window; the prompt "
         "was rebuilt shorter (older material summarized) and asked again, never re-sent unchanged.",

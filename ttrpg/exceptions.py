@@ -12,7 +12,7 @@ Hierarchy::
     │   └── LLMConfigError          no API key / endpoint for real play
     ├── RedisUnavailable            Redis cannot be reached or started
     ├── SessionLocked               another process is driving the session
-    ├── LockLost                    exit 3: this driver lost its lock (stopped past the TTL): stops, writes nothing
+    ├── LockLost                    this driver lost its lock (stopped past the TTL): stops, writes nothing
     ├── CheckpointRejected          a checkpoint names a type ttrpg never stores: refused, nothing constructed
     ├── PhaseError                  a turn phase failed (jobs failed, bad reply)
     │   └── PhaseTimeout            a phase exceeded its time limit
@@ -83,8 +83,6 @@ class LockLost(TTRPGError):
     """This process drove a session, was stopped (SIGSTOP, a closed laptop lid) longer than its
     lock's TTL, and another driver may have taken the session over: it must stop without
     writing. Not a phase failure: the driver must let it through, never retry it."""
-
-    exit_code = 3
 
     def __init__(self, message: str, session_id: str = "", holder: str | None = None):
         super().__init__(message)

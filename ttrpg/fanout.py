@@ -13,13 +13,21 @@ session, turn, phase, player and attempt, so a phase that runs again after ``kil
 Waiting is one ``XREAD BLOCK`` over the result streams of all pending jobs: no polling,
 woken within milliseconds of a job finishing. While waiting, the started-job registry is
 swept every :data:`ttrpg.defaults.REGISTRY_CLEANUP_INTERVAL_S` so a job abandoned by a
-SIGKILLed worker is re-queued (RQ ``Retry``) instead of stalling the turn.
+SIGKILLed worker is re-queued (RQ ``Retry``) instead of stalling the turn. The sweep reads
+jobs as :class:`ttrpg.worker.AllowListedJob`: RQ's own class would import and call any
+failure callback, and send any webhook, that a job written into Redis names.
+
+With ``on_progress``, the wait wakes every :data:`ttrpg.defaults.PROGRESS_INTERVAL_S` to
+report each player's job (queued, thinking, retrying after a rate limit, done, failed) from
+the job's status and the ``meta`` its worker keeps (see :func:`ttrpg.jobs.ask_player`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ttrpg import defaults
@@ -35,6 +43,13 @@ def job_id(session_id: str, turn: int, phase: str, player_id: str, attempt: int)
     return "_".join(_UNSAFE.sub("-", str(p)) for p in parts)
 
 
+ProgressCallback = Callable[[dict[str, dict]], None]
+"""``on_progress({player_id: {"status", "detail", "elapsed_s"}})``: ``status`` is ``queued``,
+``thinking``, ``retrying``, ``done`` or ``failed``; ``detail`` a short text for the DM's screen
+(``rate limit, retry 2 in 5 s``); ``elapsed_s`` the seconds since this phase started waiting
+(frozen when the player's job ended)."""
+
+
 @dataclass
 class FanoutResult:
     results: dict[str, dict]
@@ -43,11 +58,18 @@ class FanoutResult:
 
 
 def run_jobs(redis, queue_name: str, requests: dict[str, dict], *, session_id: str, turn: int, phase: str,
-             attempt: int, events=None, timeout: float = defaults.PHASE_TIMEOUT_S) -> FanoutResult:
+             attempt: int, events=None, timeout: float = defaults.PHASE_TIMEOUT_S,
+             on_progress: ProgressCallback | None = None) -> FanoutResult:
     """Run ``ask_player(request)`` for every player at once; return each player's result.
 
     ``requests`` maps player id to the job's JSON argument. Raises :class:`PhaseError` when a
     job fails or returns ``ok: False`` and :class:`PhaseTimeout` when the phase's time runs out.
+
+    ``on_progress`` (see :data:`ProgressCallback`), when given, is called about every
+    :data:`ttrpg.defaults.PROGRESS_INTERVAL_S` while waiting, once more when every player is
+    done, and once with the failed player before :class:`PhaseError` is raised. It must be
+    quick and must not raise (an exception propagates). Without it the wait is as before: one
+    blocking read per job result, no polling.
     """
     from rq import Queue, Retry
     from rq.exceptions import DuplicateJobError
@@ -88,7 +110,10 @@ def run_jobs(redis, queue_name: str, requests: dict[str, dict], *, session_id: s
             events.emit("job_reattached", f"{turn}:{phase}:{pid}:{attempt}", turn, phase=phase, player_id=pid,
                         attempt=attempt, job_id=jid, status=str(job.get_status(refresh=False) or ""))
         jobs[pid] = job
-    results = _wait(redis, queue, jobs, phase, timeout) if jobs else {}
+    progress = _Progress(redis, order, jobs, set(reused), on_progress) if on_progress else None
+    results = _wait(redis, queue, jobs, phase, timeout, progress) if jobs else {}
+    if progress is not None:
+        progress.report(final=True)
     results.update({pid: r["result"] for pid, r in reused.items()})
     return FanoutResult({pid: results[pid] for pid in order}, enqueued, reattached + list(reused))
 
@@ -115,9 +140,71 @@ def _answers_of_earlier_attempts(redis, requests: dict, session_id: str, turn: i
     return found
 
 
-def _wait(redis, queue, jobs: dict, phase: str, timeout: float) -> dict[str, dict]:
+class _Progress:
+    """Each player's job as the DM's screen shows it, read from Redis in one round trip."""
+
+    def __init__(self, redis, order: list[str], jobs: dict, reused: set[str], callback: ProgressCallback):
+        self.redis, self.order, self.jobs, self.callback = redis, order, jobs, callback
+        self.started = time.monotonic()
+        self.ended: dict[str, tuple[str, str, float]] = {pid: ("done", "answered in an earlier attempt", 0.0)
+                                                         for pid in reused}
+        self.next_at = self.started
+
+    def end(self, pid: str, status: str, detail: str = "") -> None:
+        self.ended.setdefault(pid, (status, detail, time.monotonic() - self.started))
+
+    def due(self) -> bool:
+        return time.monotonic() >= self.next_at
+
+    def report(self, final: bool = False) -> None:
+        now = time.monotonic()
+        self.next_at = now + defaults.PROGRESS_INTERVAL_S
+        running = [pid for pid in self.order if pid in self.jobs and pid not in self.ended]
+        states: dict[str, tuple] = {}
+        if running and not final:
+            with self.redis.pipeline(transaction=False) as pipe:
+                for pid in running:
+                    pipe.hmget(self.jobs[pid].key, "status", "meta")
+                for pid, (status, meta) in zip(running, pipe.execute()):
+                    states[pid] = (_text(status), _meta(meta))
+        snapshot: dict[str, dict] = {}
+        for pid in self.order:
+            if pid in self.ended:
+                status, detail, elapsed = self.ended[pid]
+            elif pid in states:
+                status, detail = _status_of(*states[pid])
+                elapsed = now - self.started
+            else:
+                continue
+            snapshot[pid] = {"status": status, "detail": detail, "elapsed_s": round(elapsed, 2)}
+        self.callback(snapshot)
+
+
+def _text(value) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
+
+
+def _meta(raw) -> dict:
+    try:
+        meta = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _status_of(rq_status: str, meta: dict) -> tuple[str, str]:
+    """(status, detail) of a job that has not ended, from RQ's status and the worker's meta."""
+    if rq_status == "started":
+        state = meta.get("progress")
+        detail = meta.get("detail")
+        return ("retrying" if state == "retrying" else "thinking"), (str(detail)[:120] if detail else "")
+    if rq_status == "scheduled":
+        return "queued", "re-queued after its worker died"
+    return "queued", "waiting for a worker"
+
+
+def _wait(redis, queue, jobs: dict, phase: str, timeout: float, progress: _Progress | None = None) -> dict[str, dict]:
     from rq.job import JobStatus
-    from rq.registry import StartedJobRegistry
     from rq.results import Result
 
     pending = dict(jobs)
@@ -129,10 +216,20 @@ def _wait(redis, queue, jobs: dict, phase: str, timeout: float) -> dict[str, dic
     while pending:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            if progress is not None:
+                for pid in pending:
+                    progress.end(pid, "failed", f"no answer within {timeout:.0f} s")
+                progress.report(final=True)
             raise PhaseTimeout(f"{phase}: no answer from {', '.join(sorted(pending))} within {timeout:.0f} s "
                                "(are workers running? see `ttrpg workers`)", phase=phase,
                                player_id=sorted(pending)[0])
-        block_ms = int(max(1, min(remaining, defaults.REGISTRY_CLEANUP_INTERVAL_S, 5.0)) * 1000)
+        if progress is None:
+            block_ms = int(max(1, min(remaining, defaults.REGISTRY_CLEANUP_INTERVAL_S, 5.0)) * 1000)
+        else:
+            if progress.due():
+                progress.report()
+            wake = min(remaining, defaults.REGISTRY_CLEANUP_INTERVAL_S, defaults.PROGRESS_INTERVAL_S)
+            block_ms = max(1, int(wake * 1000))
         reply = redis.xread({k: cursors[k] for k in cursors if key_to_pid[k] in pending}, block=block_ms)
         for key, entries in reply or []:
             key = key.decode() if isinstance(key, bytes) else key
@@ -146,18 +243,39 @@ def _wait(redis, queue, jobs: dict, phase: str, timeout: float) -> dict[str, dic
                 value = latest.return_value
                 if not isinstance(value, dict) or not value.get("ok"):
                     reason = value.get("message") if isinstance(value, dict) else repr(value)
+                    if progress is not None:
+                        progress.end(pid, "failed", str(reason)[:120])
+                        progress.report(final=True)
                     raise PhaseError(f"{phase}: {pid}'s model call failed: {reason}", phase=phase, player_id=pid)
                 results[pid] = value
                 del pending[pid]
+                if progress is not None:
+                    progress.end(pid, "done")
             elif latest.type in (Result.Type.FAILED, Result.Type.STOPPED):
                 if job.get_status(refresh=True) == JobStatus.FAILED:
+                    if progress is not None:
+                        progress.end(pid, "failed", _last_line(latest.exc_string)[:120])
+                        progress.report(final=True)
                     raise PhaseError(f"{phase}: {pid}'s job failed: {_last_line(latest.exc_string)}",
                                      phase=phase, player_id=pid)
             # RETRIED: the job was re-queued; keep waiting for its next result.
         if time.monotonic() >= next_sweep:
-            StartedJobRegistry(queue=queue).cleanup()
+            sweep_abandoned(queue)
             next_sweep = time.monotonic() + defaults.REGISTRY_CLEANUP_INTERVAL_S
     return results
+
+
+def sweep_abandoned(queue) -> None:
+    """Re-queue (RQ ``Retry``) or fail the jobs of ``queue`` whose worker died under them.
+
+    Jobs are read as :class:`ttrpg.worker.AllowListedJob`: RQ's default class would import and
+    call the failure callback, and send the webhooks, named by any job left in the registry.
+    """
+    from rq.registry import StartedJobRegistry
+
+    from ttrpg.worker import AllowListedJob
+
+    StartedJobRegistry(queue=queue, job_class=AllowListedJob).cleanup()
 
 
 def _last_line(text: str | None) -> str:

@@ -52,7 +52,11 @@ STALE_HEARTBEAT_S = float(defaults.WORKER_TTL_S + defaults.JOB_MONITORING_INTERV
 
 
 def _text(v) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
+    """A name or value read from Redis as text (bytes that are not UTF-8 never stop a listing).
+
+    It is data from whoever can write to the Redis: printers show it as cleaned text
+    (:func:`ttrpg.console.cell`), never as markup; ``--json`` keeps it."""
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
 def _iso(value) -> str | None:

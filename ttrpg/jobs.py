@@ -11,6 +11,7 @@ This module is imported by every warm work horse before its job arrives, togethe
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -44,6 +45,10 @@ def scoped_faults(cfg: dict, player_id: str, phase: str, attempt: int) -> dict:
     return {**cfg, "fault_salt": f"a{attempt}"} if attempt > 1 else cfg
 
 
+_REASONS = {"RateLimitError": "rate limit", "InternalServerError": "server error", "APITimeoutError": "timeout",
+            "APIConnectionError": "connection error"}
+"""How a retry's cause reads on the DM's screen."""
+
 ALLOWED = frozenset({"ttrpg.jobs.probe", "ttrpg.jobs.sleep_for", "ttrpg.jobs.ask_player"})
 """Dotted names of the functions a ttrpg worker accepts."""
 
@@ -57,13 +62,24 @@ def ask_player(request: dict) -> dict:
          "messages": [{"role", "content"}], "llm": LLMConfig, "max_tokens": 300}
 
     Returns ``{"ok": True, "text", "model", "prompt_tokens", "completion_tokens",
-    "tokens_estimated", "latency_ms", "attempts", "pid"}``, or ``{"ok": False,
-    "error_class", "message"}`` when the model could not be asked: an LLM failure is an
-    answer for the phase to handle, not a job crash for RQ to retry (RQ's own retry is
-    kept for workers that die under a job). Every attempt and retry is logged as an event
-    from here, so the log is complete even when this worker runs on another machine.
-    The API key comes from this worker's environment, never from the job.
+    "tokens_estimated", "latency_ms", "attempts", "truncated", "reply_chars", "pid", ...}``
+    (see :func:`ttrpg.llm.complete`), or ``{"ok": False, "error_class", "message"}`` when the
+    model could not be asked: an LLM failure is an answer for the phase to handle, not a job
+    crash for RQ to retry (RQ's own retry is kept for workers that die under a job). Every
+    attempt and retry is logged as an event from here, so the log is complete even when this
+    worker runs on another machine.
+
+    The API key comes from this worker's environment, never from the job, and goes only to
+    this worker's own endpoint (``OPENAI_BASE_URL``) or one in ``TTRPG_ALLOWED_BASE_URLS``:
+    a job naming another endpoint fails at once (``LLMPermanentError``, no request made; see
+    :func:`ttrpg.llm.endpoint_for_job`).
+
+    While it runs, the job's ``meta`` says how far it is, for the DM's screen
+    (:func:`ttrpg.fanout.run_jobs` ``on_progress``): ``{"progress": "thinking" | "retrying",
+    "detail": "rate limit, retry 2 in 5 s", "attempt": n}``, one small Redis write per HTTP
+    attempt and per retry.
     """
+    import redis
     from rq import get_current_job
 
     from ttrpg import llm
@@ -84,7 +100,18 @@ def ask_player(request: dict) -> dict:
     base_id = f"{turn}:{phase}:{pid}:{attempt}:x{execution}"
     retry_fields = {"phase": phase, "player_id": pid, "attempt": attempt}
 
+    def progress(state: str, detail: str, n: int) -> None:
+        """Record how far this job is in ``job.meta`` (one HSET); a Redis hiccup only loses the update."""
+        if job is None:
+            return
+        job.meta.update({"progress": state, "detail": detail, "attempt": n})
+        try:
+            job.save_meta()
+        except redis.RedisError:  # never anything wider: RQ's job timeout must propagate
+            pass
+
     def on_retry(n: int, wait_s: float, error_class: str, message: str) -> None:
+        progress("retrying", f"{_REASONS.get(error_class, error_class)}, retry {n} in {wait_s:.2g} s", n + 1)
         if log:
             log.emit("llm_retry", f"{base_id}:{n}", turn, **retry_fields, retry=n, wait_s=round(wait_s, 3),
                      error_class=error_class, message=message[:300])
@@ -110,14 +137,25 @@ def ask_player(request: dict) -> dict:
 
     started = time.monotonic()
     cfg = scoped_faults(request["llm"], pid, phase, attempt)
+    settings = get_settings()
+    progress("thinking", "", 1)
     try:
-        reply = llm.complete(cfg, request["messages"], api_key=get_settings().openai_api_key,
-                             max_tokens=request.get("max_tokens") or 300, on_retry=on_retry, on_shrink=on_shrink)
+        if not cfg.get("offline"):  # the offline model never touches the network
+            cfg = {**cfg, "base_url": llm.endpoint_for_job(cfg.get("base_url"), settings.openai_base_url,
+                                                            settings.allowed_base_urls)}
+        reply = llm.complete(cfg, request["messages"], api_key=settings.openai_api_key,
+                             max_tokens=request.get("max_tokens") or 300, on_retry=on_retry, on_shrink=on_shrink,
+                             on_attempt=lambda n: progress("thinking", f"attempt {n}", n))
         result = {"ok": True, "pid": os.getpid(), **reply}
         event = dict(model=reply["model"], latency_ms=reply["latency_ms"], prompt_tokens=reply["prompt_tokens"],
                      completion_tokens=reply["completion_tokens"], tokens_estimated=reply["tokens_estimated"],
                      attempts=reply["attempts"], outcome="ok", context_shrinks=reply.get("context_shrinks", 0),
-                     empty=bool(reply.get("empty")))
+                     empty=bool(reply.get("empty")), truncated=bool(reply.get("truncated")),
+                     reply_chars=reply.get("reply_chars"))
+        if reply.get("truncated"):
+            logging.getLogger("rq.worker").warning(
+                "Job %s: the model's reply was %d characters; kept the first %d", job.id if job else "-",
+                reply["reply_chars"], len(reply["text"]))
     except llm.LLMError as exc:
         result = {"ok": False, "error_class": type(exc).__name__, "message": str(exc)}
         event = dict(model=cfg.get("model"), latency_ms=round((time.monotonic() - started) * 1000, 1),

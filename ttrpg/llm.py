@@ -23,6 +23,7 @@ exception message.
 from __future__ import annotations
 
 import email.utils
+import json
 import math
 import os
 import re
@@ -35,12 +36,14 @@ import httpx
 import openai
 import tenacity
 
+from ttrpg import defaults
 from ttrpg.offline import FAULT_KINDS, OFFLINE_MODEL, OfflineTransport
 from ttrpg.prompts import estimate_text_tokens, estimate_tokens, fit_to_context
 from ttrpg.exceptions import ContextLengthError, LLMError, LLMPermanentError, LLMTransientError
 
-__all__ = ["LLMConfig", "make_config", "make_client", "complete", "RetryCallback", "ShrinkCallback",
-           "LLMError", "LLMPermanentError", "LLMTransientError", "ContextLengthError"]
+__all__ = ["LLMConfig", "make_config", "make_client", "complete", "endpoint_for_job", "normalize_base_url",
+           "RetryCallback", "ShrinkCallback", "AttemptCallback", "LLMError", "LLMPermanentError",
+           "LLMTransientError", "ContextLengthError"]
 
 OFFLINE_BASE_URL = "http://offline.ttrpg.invalid/v1"
 """Base URL of the offline model. ``.invalid`` can never resolve, so a mis-wired offline
@@ -48,6 +51,9 @@ client fails loudly instead of talking to the internet."""
 
 OFFLINE_API_KEY = "offline-no-key"
 """Dummy key for the offline model (the SDK insists on some key)."""
+
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
+"""Where the SDK sends requests (and the key) when neither the config nor ``OPENAI_BASE_URL`` names a server."""
 
 LOCAL_SERVER_API_KEY = "no-key-needed"
 """Sent to a custom ``base_url`` when no key is configured: local servers (llama.cpp without
@@ -85,6 +91,10 @@ _CONTEXT_MARKERS = ("exceed_context_size", "context_length_exceeded", "maximum c
 RetryCallback = Callable[[int, float, str, str], None]
 """``on_retry(attempt, wait_s, error_class, message)``: called before each wait."""
 
+AttemptCallback = Callable[[int], None]
+"""``on_attempt(n)``: HTTP request ``n`` (2, 3, ...) of a call is about to be sent (after a wait,
+a shrink or an empty reply); not called for the first."""
+
 ShrinkCallback = Callable[[int, int], None]
 """``on_shrink(from_tokens, to_tokens)``: the server refused a prompt of about ``from_tokens``
 tokens as longer than its context; it is asked again with a prompt of about ``to_tokens``
@@ -104,8 +114,13 @@ class LLMConfig(TypedDict):
     can read it. ``faults`` only matters offline (keys in :data:`ttrpg.offline.FAULT_KINDS`).
     ``max_tokens``, when set, caps every reply below what each phase asks for (120-300
     tokens): a slow local model on a small CPU spends most of a turn writing, and a weak one
-    uses every token it is given. Configs built elsewhere may lack the key: read it with
-    ``.get``.
+    uses every token it is given. ``reply_max_chars``, when set, lowers the character cap
+    on a reply's text (:data:`ttrpg.defaults.LLM_REPLY_MAX_CHARS`; a job cannot raise it).
+    Configs built elsewhere may lack these keys: read them with ``.get``.
+
+    ``base_url`` is only a *request* when the config comes from a job: a worker sends its
+    requests, and its key, only to its own ``OPENAI_BASE_URL`` or to one listed in
+    ``TTRPG_ALLOWED_BASE_URLS`` (see :func:`endpoint_for_job`).
     """
 
     model: str
@@ -118,12 +133,14 @@ class LLMConfig(TypedDict):
     context_window: int | None
     request_timeout_s: float
     max_tokens: int | None
+    reply_max_chars: int | None
 
 
 def make_config(model: str | None = None, *, base_url: str | None = None, offline: bool = False,
                 latency_ms: int = 0, faults: Mapping[str, float] | None = None, seed: int = 0,
                 backoff_base: float = 1.0, context_window: int | None = None,
-                request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, max_tokens: int | None = None) -> LLMConfig:
+                request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S, max_tokens: int | None = None,
+                reply_max_chars: int | None = None) -> LLMConfig:
     """A checked :class:`LLMConfig`; offline play defaults the model name to ``ttrpg-offline``.
 
     Raises ValueError for unknown fault kinds or rates outside [0, 1], so a typo in a demo or
@@ -141,7 +158,68 @@ def make_config(model: str | None = None, *, base_url: str | None = None, offlin
                      faults={k: float(v) for k, v in faults.items()}, seed=int(seed),
                      backoff_base=float(backoff_base), context_window=context_window,
                      request_timeout_s=float(request_timeout_s),
-                     max_tokens=int(max_tokens) if max_tokens else None)
+                     max_tokens=int(max_tokens) if max_tokens else None,
+                     reply_max_chars=int(reply_max_chars) if reply_max_chars else None)
+
+
+def normalize_base_url(url: str | None) -> str | None:
+    """``scheme://host:port/path`` of an http(s) base URL, for comparing endpoints: scheme and
+    host lower-cased, the default port made explicit, no trailing slash; credentials, query and
+    fragment left out. None for anything that is not an http(s) URL with a host."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(str(url).strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if scheme not in ("http", "https") or not host:
+        return None
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port or (443 if scheme == 'https' else 80)}{parts.path.rstrip('/')}"
+
+
+def _url_label(url: Any) -> str:
+    """A URL fit for a one-line message: no credentials, query or control characters, not too long."""
+    parts = urlsplit(re.sub(r"[\x00-\x20\x7f-\x9f]", "", str(url)))
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    label = urlunsplit((parts.scheme, host + (f":{port}" if port else ""), parts.path.rstrip("/"), "", ""))
+    return (label or "an unreadable URL")[:120]
+
+
+def endpoint_for_job(job_base_url: str | None, own_base_url: str | None,
+                     allowed: Sequence[str] = ()) -> str | None:
+    """The base URL a worker sends a job's request (and its API key) to.
+
+    The worker's own ``OPENAI_BASE_URL`` (``own_base_url``; None: the SDK's default, OpenAI)
+    is where its key goes. A job naming no endpoint gets that one. A job naming one gets it
+    only if it is, once normalized (:func:`normalize_base_url`), the worker's own endpoint or
+    one of ``allowed`` (``TTRPG_ALLOWED_BASE_URLS``); the worker's own spelling of the URL is
+    returned, never the job's. Anything else raises :class:`LLMPermanentError` before any
+    request is made: whoever can write a job into Redis must not get a worker's key sent, or
+    any request made, to a server of their choosing.
+    """
+    own = own_base_url or None
+    if not job_base_url:
+        return own
+    wanted = normalize_base_url(job_base_url)
+    if wanted is not None:
+        if normalize_base_url(own or OPENAI_DEFAULT_BASE_URL) == wanted:
+            return own
+        for candidate in allowed:
+            if normalize_base_url(candidate) == wanted:
+                return candidate.strip()
+    raise LLMPermanentError(f"This worker does not send its key to {_url_label(job_base_url)} (the job's "
+                            "endpoint); set OPENAI_BASE_URL or TTRPG_ALLOWED_BASE_URLS on the worker to allow it.")
 
 
 def make_client(cfg: LLMConfig, api_key: str | None) -> openai.OpenAI:
@@ -150,6 +228,10 @@ def make_client(cfg: LLMConfig, api_key: str | None) -> openai.OpenAI:
     Offline, the client talks to :class:`~ttrpg.offline.OfflineTransport` through a real
     ``httpx.Client`` and a dummy key. Online without a key, a custom ``base_url`` gets a
     placeholder key (local servers need none); OpenAI itself gets :class:`LLMPermanentError`.
+
+    ``cfg["base_url"]`` is used as given: a config that came out of a job must first go
+    through :func:`endpoint_for_job` (``ttrpg.jobs.ask_player`` does), so that a worker's key
+    goes only where its operator said.
     """
     timeout = float(cfg.get("request_timeout_s") or DEFAULT_REQUEST_TIMEOUT_S)
     if cfg.get("offline"):
@@ -369,17 +451,104 @@ def permanent_error(exc: openai.OpenAIError, cfg: Mapping[str, Any], messages: S
 
 
 def _create(client: openai.OpenAI, cfg: Mapping[str, Any], messages: Sequence[Mapping[str, Any]],
-            max_tokens: int) -> Any:
-    """One chat-completions request. Newer OpenAI models refuse ``max_tokens`` and want
-    ``max_completion_tokens``; that refusal is answered by asking again once with the new name."""
+            max_tokens: int, where: str = "the configured server") -> dict[str, Any]:
+    """One chat-completions request; the reply's JSON, checked by :func:`_completion_of`.
+
+    ``max_tokens`` is sent with every request. Newer OpenAI models refuse it and want
+    ``max_completion_tokens``; that refusal is answered by asking again once with the new name.
+    The body is read by :func:`_read_body` (at most :data:`ttrpg.defaults.LLM_RESPONSE_MAX_BYTES`).
+    """
     kwargs: dict[str, Any] = {"model": cfg.get("model") or OFFLINE_MODEL,
                               "messages": [dict(m) for m in messages], "seed": int(cfg.get("seed") or 0)}
+    create = client.chat.completions.with_streaming_response.create
+
+    def send(**tokens: int) -> dict[str, Any]:
+        with create(**tokens, **kwargs) as response:
+            http = response.http_response
+            return _completion_of(http.status_code, http.headers, _read_body(http, where), where)
+
     try:
-        return client.chat.completions.create(max_tokens=max_tokens, **kwargs)
+        return send(max_tokens=max_tokens)
     except openai.BadRequestError as exc:
         if "max_completion_tokens" not in _server_message(exc):
             raise
-    return client.chat.completions.create(max_completion_tokens=max_tokens, **kwargs)
+    return send(max_completion_tokens=max_tokens)
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """httpx's transport errors, from the legacy ``httpx`` and from ``httpx2`` (openai 3's) alike."""
+    found: list[type[BaseException]] = [httpx.TransportError]
+    try:
+        import httpx2  # type: ignore[import-not-found]
+
+        found.append(httpx2.TransportError)
+    except ImportError:
+        pass
+    return tuple(found)
+
+
+_TRANSPORT_ERRORS = _transport_errors()
+
+
+def _read_body(http: Any, where: str) -> bytes:
+    """A reply's (decoded) body, read in chunks and refused past ``LLM_RESPONSE_MAX_BYTES``, so
+    that a server sending gigabytes costs a worker a few megabytes, not its memory. A connection
+    that breaks or stalls mid-body is the SDK's connection (or timeout) error: retried."""
+    limit = int(defaults.LLM_RESPONSE_MAX_BYTES)
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        for chunk in http.iter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise LLMPermanentError(f"The LLM server at {where} sent a reply of more than {limit:,} bytes; "
+                                        "stopped reading it. Check OPENAI_BASE_URL and TTRPG_MODEL.", http.status_code)
+            chunks.append(chunk)
+    except _TRANSPORT_ERRORS as exc:
+        if "Timeout" in type(exc).__name__:
+            raise openai.APITimeoutError(request=http.request) from exc
+        raise openai.APIConnectionError(message=f"Connection broke while reading the reply: {exc}",
+                                        request=http.request) from exc
+    return b"".join(chunks)
+
+
+def _printable(text: str, limit: int = 60) -> str:
+    """A server's words fit for a one-line message: control characters and escapes removed."""
+    return " ".join(re.sub(r"[\x00-\x1f\x7f-\x9f]", " ", text).split())[:limit]
+
+
+def _completion_of(status: int, headers: Mapping[str, str], body: bytes, where: str) -> dict[str, Any]:
+    """The JSON of a 2xx reply, if it is a chat completion; else :class:`LLMPermanentError`.
+
+    An HTML page, broken or truncated JSON, or JSON without ``choices`` (a proxy's error page,
+    the wrong URL, a server that died mid-reply) is not an answer that asking again would
+    change: it is a permanent error naming the server, made after one request. The SDK alone
+    would read an HTML page as an empty reply and raise an unclear ``JSONDecodeError`` on
+    truncated JSON."""
+    ctype = str(headers.get("content-type") or "").lower()
+    try:
+        data: Any = json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
+        data = None
+        if "html" in ctype or body.lstrip()[:1] == b"<":
+            problem = "an HTML page"
+        elif "json" in ctype or body.lstrip()[:1] in (b"{", b"["):
+            problem = "broken or truncated JSON"
+        else:
+            problem = f"something that is not JSON ({_printable(ctype, 40) or 'no content type'})"
+    else:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict) \
+                and isinstance(choices[0].get("message"), dict):
+            return data
+        error = data.get("error") if isinstance(data, dict) else None
+        said = error.get("message") if isinstance(error, dict) else error if isinstance(error, str) else None
+        problem = "JSON without a chat completion's choices" + (f" (it says: {_printable(str(said), 120)})"
+                                                                  if said else "")
+    start = _printable(body[:200].decode("utf-8", "replace"))
+    raise LLMPermanentError(f"The LLM server at {where} answered {status} with {problem} ({len(body)} "
+                            f"bytes, starting \"{start}\") instead of an OpenAI chat completion. Check that "
+                            "OPENAI_BASE_URL points at an OpenAI-compatible /v1 endpoint.", status)
 
 
 def _shrink(original: Sequence[Mapping[str, Any]], sent: Sequence[Mapping[str, Any]], exc: BaseException,
@@ -405,22 +574,42 @@ def _shrink(original: Sequence[Mapping[str, Any]], sent: Sequence[Mapping[str, A
     return None
 
 
-def _text_of(response: Any) -> tuple[Any, str]:
-    choice = response.choices[0] if getattr(response, "choices", None) else None
-    message = getattr(choice, "message", None)
-    text = (getattr(message, "content", None) or getattr(message, "refusal", None) or "") if message else ""
-    return choice, text if isinstance(text, str) else str(text)
+def _text_of(data: Mapping[str, Any]) -> tuple[str, str | None]:
+    """The reply's text (``content``, else ``refusal``) and finish reason, whatever their JSON types."""
+    choice = data["choices"][0]
+    message = choice["message"]
+    text = message.get("content") or message.get("refusal") or ""
+    if isinstance(text, list):  # content parts
+        text = "".join(str(p.get("text") or "") for p in text if isinstance(p, Mapping))
+    finish = choice.get("finish_reason")
+    return (text if isinstance(text, str) else str(text)), (str(finish)[:40] if finish is not None else None)
+
+
+def _count(value: Any) -> int | None:
+    """A token count from a server's ``usage``, or None when it is not a plausible one."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def reply_cap(cfg: Mapping[str, Any]) -> int:
+    """Characters of reply text a call keeps: :data:`ttrpg.defaults.LLM_REPLY_MAX_CHARS`, or
+    ``cfg["reply_max_chars"]`` when that is lower."""
+    cap = int(defaults.LLM_REPLY_MAX_CHARS)
+    asked = cfg.get("reply_max_chars")
+    if isinstance(asked, int) and not isinstance(asked, bool) and asked > 0:
+        cap = min(cap, asked)
+    return cap
 
 
 def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: str | None = None,
              max_tokens: int = 300, on_retry: RetryCallback | None = None,
-             client: openai.OpenAI | None = None, on_shrink: ShrinkCallback | None = None) -> dict[str, Any]:
+             client: openai.OpenAI | None = None, on_shrink: ShrinkCallback | None = None,
+             on_attempt: AttemptCallback | None = None) -> dict[str, Any]:
     """Ask the model once, retrying transient failures; the reply and its accounting.
 
     Returns ``{"text", "model", "prompt_tokens", "completion_tokens", "tokens_estimated",
     "latency_ms", "attempts", "finish_reason", "context_trimmed", "context_shrinks",
-    "empty"}``. ``latency_ms`` is the whole call, waits included; ``attempts`` counts HTTP
-    requests. Tokens are the server's ``usage`` when it reports one, else estimated
+    "empty", "truncated", "reply_chars"}``. ``latency_ms`` is the whole call, waits included;
+    ``attempts`` counts HTTP requests. Tokens are the server's ``usage`` when it reports one, else estimated
     (``tokens_estimated`` True). With ``cfg["context_window"]`` set, the prompt is first
     trimmed with :func:`ttrpg.prompts.fit_to_context`; ``context_trimmed`` says whether the
     prompt sent differs from ``messages`` (trimmed first or shrunk later).
@@ -437,6 +626,14 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
     An empty or whitespace-only reply (weak models do that) is asked once more with the next
     seed; if that is empty too, ``text`` is ``""`` and ``empty`` is True: the phase decides
     (an empty action should fail validation and be asked again, stricter).
+
+    The server's words are data: ``text`` is returned as sent (markup, escape sequences and
+    all; showing it safely is the terminal's job) but cut to :func:`reply_cap` characters
+    (``truncated`` True, ``reply_chars`` the length before the cut), so a megabyte reply
+    reaches neither Redis nor a screen whole. ``max_tokens`` is sent with every request. A
+    2xx reply that is not a chat completion (HTML, broken JSON, no ``choices``) is an
+    :class:`LLMPermanentError` after that one request (see :func:`_completion_of`).
+    ``on_attempt(n)`` is called before every HTTP request after the first.
 
     Raises :class:`LLMTransientError` once retries are exhausted (one line naming the server
     and the last error), :class:`LLMPermanentError` (or :class:`ContextLengthError`) at once
@@ -468,9 +665,11 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
     def attempt_once() -> Any:
         nonlocal attempts
         attempts += 1
+        if attempts > 1 and on_attempt is not None:
+            on_attempt(attempts)
         call_cfg = cfg if not seed_offset else {**cfg, "seed": int(cfg.get("seed") or 0) + seed_offset}
         try:
-            return _create(client, call_cfg, msgs, max_tokens)
+            return _create(client, call_cfg, msgs, max_tokens, where)
         except TRANSIENT_ERRORS as exc:
             hidden = _job_timeout_in(exc)
             if hidden is not None:
@@ -516,7 +715,7 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
                 if on_shrink is not None:
                     on_shrink(from_tokens, estimate_tokens(msgs))
                 continue
-            choice, text = _text_of(response)
+            text, finish_reason = _text_of(response)
             if text.strip() or seed_offset:
                 break
             seed_offset = 1  # an empty reply: ask once more, with the next seed
@@ -535,9 +734,13 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
     empty = not text.strip()
     if empty:
         text = ""
-    usage = getattr(response, "usage", None)
-    prompt_tokens = getattr(usage, "prompt_tokens", None) if usage else None
-    completion_tokens = getattr(usage, "completion_tokens", None) if usage else None
+    reply_chars = len(text)
+    truncated = reply_chars > reply_cap(cfg)
+    if truncated:
+        text = text[:reply_cap(cfg)]
+    usage = response.get("usage") if isinstance(response.get("usage"), Mapping) else {}
+    prompt_tokens = _count(usage.get("prompt_tokens"))
+    completion_tokens = _count(usage.get("completion_tokens"))
     estimated = prompt_tokens is None or completion_tokens is None
     if prompt_tokens is None:
         prompt_tokens = estimate_tokens(msgs)
@@ -545,16 +748,19 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
         completion_tokens = estimate_text_tokens(text)
     return {
         "text": text,
-        "model": getattr(response, "model", None) or cfg.get("model") or "",
+        "model": (response["model"] if isinstance(response.get("model"), str) and response["model"]
+                  else str(cfg.get("model") or ""))[:200],
         "prompt_tokens": int(prompt_tokens),
         "completion_tokens": int(completion_tokens),
         "tokens_estimated": estimated,
         "latency_ms": latency_ms,
         "attempts": attempts,
-        "finish_reason": getattr(choice, "finish_reason", None) if choice else None,
+        "finish_reason": finish_reason,
         "context_trimmed": trimmed,
         "context_shrinks": shrinks,
         "empty": empty,
+        "truncated": truncated,
+        "reply_chars": reply_chars,
     }
 
 

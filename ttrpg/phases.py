@@ -49,6 +49,12 @@ class TurnContext:
     memory: Any = None
     phase_timeout: float = 180.0
     extra: dict = field(default_factory=dict)
+    fence: Any = None  # ttrpg.lock.Fence of the driver's session lock, when driven under one
+
+    def check_lock(self) -> None:
+        """Stop before any work if the driver lost its session lock (no Redis round trip)."""
+        if self.fence is not None and self.fence.lock is not None:
+            self.fence.lock.check()
 
     def failures(self, turn: int, phase: str) -> int:
         raw = self.redis.hget(SESSION_KEY.format(session_id=self.events.session_id), f"fail:{turn}:{phase}")
@@ -66,6 +72,7 @@ def phase(name: str) -> Callable:
         # Not functools.wraps: LangGraph reads the node's own signature to pass ``runtime``.
         def node(state: TurnState, runtime: Runtime[TurnContext]) -> dict:
             ctx = runtime.context
+            ctx.check_lock()
             turn = state["turn"]
             if state.get("turn_ended") and name != "memory_storage":
                 return {"phase": name, "dm_error": None}

@@ -166,13 +166,14 @@ def _drive(redis, sid, dm, ui, settings, initial, workers, worker_class) -> dict
     from ttrpg import session
     from ttrpg.ui import StoryUI
 
-    with session.SessionLock(redis, sid):
+    with session.SessionLock(redis, sid) as lock:
         with session.workers_for(settings, workers, worker_class):
-            driver = session.Driver(redis, sid, dm, ui or StoryUI(), settings)
+            driver = session.Driver(redis, sid, dm, ui or StoryUI(), settings, fence=lock.fence())
             try:
                 return driver.run(initial)
             except KeyboardInterrupt:
-                session.touch(redis, sid, status="paused")
+                if not lock.lost:  # a driver that lost its lock must not touch the new driver's status
+                    session.touch(redis, sid, status="paused")
                 raise
 
 

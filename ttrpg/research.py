@@ -10,6 +10,11 @@
 
 Everything here reads the Redis Stream (:mod:`ttrpg.events`) only, so it works on any
 machine that reaches the session's Redis, during or after play.
+
+Every text in a log came from a model, a server, a file or the DM. Exports keep it exactly;
+everything made for people (transcripts, the report, ``watch``) shows it as text: control
+characters and terminal escapes removed (:func:`ttrpg.console.clean_text`), HTML escaped,
+Markdown neutralized (:func:`md_text`), never parsed as rich markup.
 """
 
 from __future__ import annotations
@@ -19,14 +24,17 @@ import html
 import io
 import json
 import math
+import re
 from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Iterable
 
 from ttrpg import events as _events
+from ttrpg.console import clean_text, one_line
 from ttrpg.constants import CAMPAIGN_SESSIONS, EVENTS_STREAM, SESSION_KEY
 from ttrpg.event_schema import COMMON_NAMES, EVENT_TYPES, PHASES
 from ttrpg.exceptions import ConfigError
+from ttrpg.vocabulary import QUESTIONS, phase_label
 
 FORMATS = ("jsonl", "csv")
 TRANSCRIPT_FORMATS = ("md", "html")
@@ -161,7 +169,7 @@ def story(evts: list[dict], characters: dict | None = None, ship: dict | None = 
         chars[pid] = dict(c) if isinstance(c, dict) else {"name": str(c)}
     for e in evts:
         if e["event_type"] in ("character_action", "character_reaction") and e.get("character"):
-            chars.setdefault(e["player_id"], {})["name"] = e["character"]
+            chars.setdefault(e.get("player_id"), {})["name"] = e["character"]
     for pid in start.get("players") or []:
         chars.setdefault(pid, {}).setdefault("name", pid)
 
@@ -176,6 +184,7 @@ def story(evts: list[dict], characters: dict | None = None, ship: dict | None = 
                                     "plan": ""})
 
     ended = None
+    rolled: set = set()
     for e in evts:
         t, n = e["event_type"], e.get("turn_number")
         if t == "dm_input" and e.get("kind") == "narration" and not e.get("end"):
@@ -183,13 +192,17 @@ def story(evts: list[dict], characters: dict | None = None, ship: dict | None = 
         elif t == "dm_input" and e.get("kind") == "outcome":
             turn(n)["outcome"] = e.get("text", "")
         elif t == "whisper":
-            turn(n)["whispers"].append({"to": name(e["player_id"]), "layer": e.get("layer"), "text": e.get("text")})
+            turn(n)["whispers"].append({"to": name(e.get("player_id")), "layer": e.get("layer"),
+                                        "text": e.get("text")})
         elif t == "character_action":
-            turn(n)["actions"].append({"player_id": e["player_id"], "name": name(e["player_id"]),
+            turn(n)["actions"].append({"player_id": e.get("player_id"), "name": name(e.get("player_id")),
                                        "text": e.get("text", ""), "autocorrected": bool(e.get("autocorrected")),
                                        "reviewed": bool(e.get("reviewed")), "manual": bool(e.get("manual"))})
         elif t == "dice_roll":
-            turn(n)["rolls"].append({"player_id": e["player_id"], "name": name(e["player_id"]),
+            if ("dice_roll", e.get("event_id")) in rolled:
+                continue  # the same roll twice (logs concatenated): one roll
+            rolled.add(("dice_roll", e.get("event_id")))
+            turn(n)["rolls"].append({"player_id": e.get("player_id"), "name": name(e.get("player_id")),
                                      "approach": e.get("approach"), "number": e.get("number"),
                                      "dice": e.get("dice") or [], "band": e.get("band"),
                                      "laser_feelings": bool(e.get("laser_feelings")),
@@ -198,10 +211,10 @@ def story(evts: list[dict], characters: dict | None = None, ship: dict | None = 
                                                   "success": bool(h.get("success"))}
                                                  for h in e.get("helpers") or []]})
         elif t == "laser_feelings":
-            turn(n)["laser_feelings"].append({"name": name(e["player_id"]), "question": e.get("question", ""),
+            turn(n)["laser_feelings"].append({"name": name(e.get("player_id")), "question": e.get("question", ""),
                                               "answer": e.get("answer", "")})
         elif t == "character_reaction":
-            turn(n)["reactions"].append({"player_id": e["player_id"], "name": name(e["player_id"]),
+            turn(n)["reactions"].append({"player_id": e.get("player_id"), "name": name(e.get("player_id")),
                                          "text": e.get("text", "")})
         elif t == "consensus" and e.get("final"):
             turn(n)["plan"] = e.get("plan", "")
@@ -219,25 +232,30 @@ def story(evts: list[dict], characters: dict | None = None, ship: dict | None = 
 
 
 def _roll_line(r: dict) -> str:
-    dice = ", ".join(map(str, r["dice"])) or "no dice"
-    s = f"{r['name']} rolls {str(r['approach']).upper()} against {r['number']}: {dice}"
+    """One roll in words, on one line, cleaned (escape it for Markdown or HTML after)."""
+    dice = ", ".join(one_line(d) for d in r["dice"]) if isinstance(r["dice"], list) else one_line(r["dice"])
+    s = f"{one_line(r['name'])} rolls {one_line(r['approach']).upper()} against {one_line(r['number'])}: " \
+        f"{dice or 'no dice'}"
     if r["overridden"]:
         s += " (dice set by the DM)"
-    s += f" — {r['band']}"
+    s += f" — {one_line(r['band'])}"
     if r["laser_feelings"]:
         s += ", LASER FEELINGS!"
-    helped = [f"{h['name']} ({h['die']}, {'helped' if h['success'] else 'no help'})" for h in r["helpers"]]
+    helped = [f"{one_line(h['name'])} ({one_line(h['die'])}, {'helped' if h['success'] else 'no help'})"
+              for h in r["helpers"]]
     if helped:
         s += f" Helped by {', '.join(helped)}."
     return s
 
 
 def _crew_line(c: dict) -> str:
-    desc = " ".join(x for x in (c.get("style"), c.get("role")) if x)
-    extra = ", ".join(x for x in ((desc or None), f"number {c['number']}" if c.get("number") else None) if x)
-    s = c.get("name", "?") + (f" ({extra})" if extra else "")
+    """A crew member in words, on one line, cleaned (escape it for Markdown or HTML after)."""
+    desc = " ".join(one_line(x) for x in (c.get("style"), c.get("role")) if x)
+    number = f"number {one_line(c['number'])}" if c.get("number") else None
+    extra = ", ".join(x for x in ((desc or None), number) if x)
+    s = one_line(c.get("name") or "?") + (f" ({extra})" if extra else "")
     if c.get("player"):
-        s += f", played by {c['player']}"
+        s += f", played by {one_line(c['player'])}"
     return s
 
 
@@ -251,38 +269,76 @@ def _action_tag(a: dict) -> str:
     return ""
 
 
+# A line that would start a Markdown block (heading, list, quote, fence, table, rule, link
+# definition) if it began the line: its first marker is backslash-escaped.
+_MD_LINE_START = re.compile(r"^([ \t]*)(?:([#=+\-*_|~:\[!])|(\d+)([.)]))", re.M)
+
+
+def md_text(value, *, inline: bool = False) -> str:
+    """Untrusted text for a Markdown document: read as the same text, never as markup.
+
+    Control characters and terminal escapes go (:func:`~ttrpg.console.clean_text`; newlines
+    are kept unless ``inline``); ``&``, ``<`` and ``>`` become entities (no raw HTML, no
+    autolinks, no quotes); backslashes and backticks are escaped (no code spans or fences);
+    ``](`` is broken (no links or images); a line starting with a block marker (``#``, ``-``,
+    ``*``, ``+``, ``=``, ``|``, ``~``, ``[``, ``1.``...) has it escaped (no fake headings,
+    lists or tables). Emphasis inside a line is left alone.
+    """
+    s = one_line(value) if inline else clean_text("" if value is None else value)
+    s = s.replace("\\", "\\\\").replace("`", "\\`")
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    s = s.replace("](", "]\\(")
+
+    def marker(m: re.Match) -> str:
+        if m.group(2):
+            return f"{m.group(1)}\\{m.group(2)}"
+        return f"{m.group(1)}{m.group(3)}\\{m.group(4)}"
+
+    return _MD_LINE_START.sub(marker, s)
+
+
+def _md_block(value, prefix: str = "") -> str:
+    """A paragraph of untrusted text; ``prefix`` (e.g. ``"> "``) starts each of its lines."""
+    lines = md_text(value).strip("\n").split("\n")
+    return "\n".join(prefix + line if line.strip() else prefix.rstrip() for line in lines)
+
+
 def render_transcript_md(s: dict) -> str:
-    ship = s["ship"].get("name") if s["ship"] else None
-    lines = [f"# {ship + ' — ' if ship else ''}Session {s['session_id']}", ""]
-    meta = ([f"Campaign {s['campaign_id']}"] if s["campaign_id"] else []) + ([f"played {s['date']}"] if s["date"] else [])
+    md = lambda v: md_text(v, inline=True)  # noqa: E731 - names, ids, one-line texts
+    ship = s["ship"].get("name") if isinstance(s["ship"], dict) else None
+    lines = [f"# {md(ship) + ' — ' if ship else ''}Session {md(s['session_id'])}", ""]
+    meta = ([f"Campaign {md(s['campaign_id'])}"] if s["campaign_id"] else []) \
+        + ([f"played {md(s['date'])}"] if s["date"] else [])
     if meta:
         lines += ["*" + ", ".join(meta) + ".*", ""]
     if s["characters"]:
-        lines += ["**The crew**", ""] + [f"- {_crew_line(c)}" for c in s["characters"].values()] + [""]
+        lines += ["**The crew**", ""] + [f"- {md(_crew_line(c))}" for c in s["characters"].values()] + [""]
     for t in s["turns"]:
-        lines += [f"## Turn {t['turn']}", ""]
+        lines += [f"## Turn {md(t['turn'])}", ""]
         if t["narration"]:
-            lines += [t["narration"], ""]
+            lines += [_md_block(t["narration"]), ""]
         for w in t["whispers"]:
-            lines += [f"> *Whispered to {w['to']} ({w['layer']}):* {w['text']}", ""]
+            lines += [f"> *Whispered to {md(w['to'])} ({md(w['layer'])}):* "
+                      + _md_block(w["text"], "> ").removeprefix(">").lstrip(" "), ""]
         if t["plan"]:
-            lines += [f"*The crew's plan: {t['plan']}*", ""]
+            lines += [f"*The crew's plan: {md(t['plan'])}*", ""]
         for a in t["actions"]:
-            lines += [f"**{a['name']}**{_action_tag(a)}: {a['text']}", ""]
+            lines += [f"**{md(a['name'])}**{_action_tag(a)}: {_md_block(a['text'])}", ""]
         for r in t["rolls"]:
-            lines += [f"- {_roll_line(r)}"]
+            lines += [f"- {md(_roll_line(r))}"]
         if t["rolls"]:
             lines += [""]
         for q in t["laser_feelings"]:
-            lines += [f"**{q['name']}** asks: {q['question']}", "", f"**DM**: {q['answer']}", ""]
+            lines += [f"**{md(q['name'])}** asks: {_md_block(q['question'])}", "",
+                      f"**DM**: {_md_block(q['answer'])}", ""]
         if t["outcome"]:
-            lines += [t["outcome"], ""]
+            lines += [_md_block(t["outcome"]), ""]
         for r in t["reactions"]:
-            lines += [f"**{r['name']}**: {r['text']}", ""]
+            lines += [f"**{md(r['name'])}**: {_md_block(r['text'])}", ""]
         if t["ended_early"]:
             lines += ["*The DM ended this turn early.*", ""]
     if s["ended"]:
-        lines += ["---", "", f"*The session ended after {s['turns_played']} turn(s).*", ""]
+        lines += ["---", "", f"*The session ended after {md(s['turns_played'])} turn(s).*", ""]
     return "\n".join(lines)
 
 
@@ -297,42 +353,54 @@ table{border-collapse:collapse;margin:.5rem 0} td,th{border:1px solid #ccc;paddi
 """
 
 
+def html_text(value, *, breaks: bool = False) -> str:
+    """Untrusted text for an HTML page: cleaned (:func:`~ttrpg.console.clean_text`), then
+    escaped (quotes included); ``breaks``: its newlines become ``<br>``."""
+    s = html.escape(clean_text("" if value is None else value))
+    return s.replace("\n", "<br>\n") if breaks else s
+
+
 def render_transcript_html(s: dict) -> str:
-    e = html.escape
-    ship = s["ship"].get("name") if s["ship"] else None
-    title = f"{ship + ' — ' if ship else ''}Session {s['session_id']}"
+    e = html_text
+
+    def p(v) -> str:  # a paragraph's text: its line breaks kept
+        return html_text(str(v or "").strip("\n"), breaks=True)
+
+    ship = s["ship"].get("name") if isinstance(s["ship"], dict) else None
+    title = f"{one_line(ship) + ' — ' if ship else ''}Session {one_line(s['session_id'])}"
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", f"<title>{e(title)}</title>",
              f"<style>{_PAGE_CSS}</style></head><body>", f"<h1>{e(title)}</h1>",
-             f"<p class=\"meta\">Campaign {e(str(s['campaign_id']))}"
+             f"<p class=\"meta\">Campaign {e(s['campaign_id'])}"
              + (f", played {e(s['date'])}" if s["date"] else "") + ".</p>"]
     if s["characters"]:
         parts.append("<h3>The crew</h3><ul>" + "".join(f"<li>{e(_crew_line(c))}</li>"
                                                       for c in s["characters"].values()) + "</ul>")
     for t in s["turns"]:
-        parts.append(f"<section><h2>Turn {t['turn']}</h2>")
+        parts.append(f"<section><h2>Turn {e(t['turn'])}</h2>")
         if t["narration"]:
-            parts.append(f"<p>{e(t['narration'])}</p>")
+            parts.append(f"<p>{p(t['narration'])}</p>")
         for w in t["whispers"]:
-            parts.append(f"<p class=\"whisper\">Whispered to {e(w['to'])} ({e(str(w['layer']))}): {e(w['text'])}</p>")
+            parts.append(f"<p class=\"whisper\">Whispered to {e(one_line(w['to']))} ({e(one_line(w['layer']))}): "
+                         f"{p(w['text'])}</p>")
         if t["plan"]:
-            parts.append(f"<p class=\"plan\">The crew's plan: {e(t['plan'])}</p>")
+            parts.append(f"<p class=\"plan\">The crew's plan: {p(t['plan'])}</p>")
         for a in t["actions"]:
-            parts.append(f"<p><span class=\"who\">{e(a['name'])}</span><span class=\"tag\">{e(_action_tag(a))}"
-                         f"</span>: {e(a['text'])}</p>")
+            parts.append(f"<p><span class=\"who\">{e(one_line(a['name']))}</span><span class=\"tag\">"
+                         f"{e(_action_tag(a))}</span>: {p(a['text'])}</p>")
         if t["rolls"]:
             parts.append("<ul class=\"dice\">" + "".join(f"<li>{e(_roll_line(r))}</li>" for r in t["rolls"]) + "</ul>")
         for q in t["laser_feelings"]:
-            parts.append(f"<p class=\"lf\"><span class=\"who\">{e(q['name'])}</span> asks: {e(q['question'])}<br>"
-                         f"<span class=\"who\">DM</span>: {e(q['answer'])}</p>")
+            parts.append(f"<p class=\"lf\"><span class=\"who\">{e(one_line(q['name']))}</span> asks: "
+                         f"{p(q['question'])}<br><span class=\"who\">DM</span>: {p(q['answer'])}</p>")
         if t["outcome"]:
-            parts.append(f"<p class=\"outcome\">{e(t['outcome'])}</p>")
+            parts.append(f"<p class=\"outcome\">{p(t['outcome'])}</p>")
         for r in t["reactions"]:
-            parts.append(f"<p><span class=\"who\">{e(r['name'])}</span>: {e(r['text'])}</p>")
+            parts.append(f"<p><span class=\"who\">{e(one_line(r['name']))}</span>: {p(r['text'])}</p>")
         if t["ended_early"]:
             parts.append("<p class=\"early\">The DM ended this turn early.</p>")
         parts.append("</section>")
     if s["ended"]:
-        parts.append(f"<hr><p class=\"meta\">The session ended after {s['turns_played']} turn(s).</p>")
+        parts.append(f"<hr><p class=\"meta\">The session ended after {e(s['turns_played'])} turn(s).</p>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -380,6 +448,50 @@ def _r(x, nd=1):
     return None if x is None else round(x, nd)
 
 
+def question_kind(kind) -> str:
+    """The DM question a ``dm_input`` kind answers (``dice_override`` is the dice question)."""
+    return "dice" if kind == "dice_override" else str(kind)
+
+
+def dm_phase(e: dict) -> str:
+    """The phase a DM answer belongs to (:data:`ttrpg.vocabulary.QUESTIONS`); an intervention
+    belongs to the phase that failed when its event names it, else to none."""
+    kind = question_kind(e.get("kind"))
+    if kind in QUESTIONS and QUESTIONS[kind][1]:
+        return QUESTIONS[kind][1]
+    return e.get("phase") if isinstance(e.get("phase"), str) and e.get("phase") in PHASES else ""
+
+
+def _wait_ms(e: dict) -> float | None:
+    v = e.get("wait_ms")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+        return None
+    return float(v)
+
+
+def _dm_stats(answers: list[dict]) -> dict:
+    """The DM's time over some answers: how many, how many were timed (logs from before
+    ``wait_ms`` have none: their time is None, shown as n/a), total, p50, p95 and max."""
+    waits = [w for w in (_wait_ms(d) for d in answers) if w is not None]
+    return {"answers": len(answers), "timed": len(waits), "total_ms": _r(sum(waits)) if waits else None,
+            "p50_ms": _r(percentile(waits, 0.5)), "p95_ms": _r(percentile(waits, 0.95)),
+            "max_ms": _r(max(waits, default=None))}
+
+
+def _unique(evts: list[dict]) -> list[dict]:
+    """Events counted once per event id: two rolls of one player in one turn have two ids
+    (``turn:player:index``) and count twice; the same event read twice counts once."""
+    seen, out = set(), []
+    for e in evts:
+        key = e.get("event_id")
+        if key is None:
+            out.append(e)
+        elif key not in seen:
+            seen.add(key)
+            out.append(e)
+    return out
+
+
 def report_from_events(evts: list[dict]) -> dict:
     """The numbers of one session's log (see :func:`report`)."""
     by_type: dict[str, list[dict]] = defaultdict(list)
@@ -388,17 +500,31 @@ def report_from_events(evts: list[dict]) -> dict:
     start = (by_type.get("session_started") or [{}])[0]
     end = (by_type.get("session_ended") or [None])[0]
 
-    # phases: started/completed pairs share their event id (turn:phase:attempt)
+    # phases: started/completed pairs share their event id (turn:phase:attempt); that is
+    # machine time: the DM answers in ask nodes, between work phases, not inside them
     started = {e["event_id"]: e for e in by_type["phase_started"]}
     durations: dict[str, list[float]] = defaultdict(list)
     for e in by_type["phase_completed"]:
         s = started.get(e["event_id"])
         if s:
             durations[e["phase"]].append((_ts(e) - _ts(s)).total_seconds() * 1000)
+    dm_answers = _unique(by_type["dm_input"])
+    dm_by_phase: dict[str, list[dict]] = defaultdict(list)
+    for d in dm_answers:
+        if dm_phase(d):
+            dm_by_phase[dm_phase(d)].append(d)
     order = {p: i for i, p in enumerate(PHASES)}
-    phases = {p: {"count": len(ds), "p50_ms": _r(percentile(ds, 0.5)), "p95_ms": _r(percentile(ds, 0.95)),
-                  "max_ms": _r(max(ds)), "total_ms": _r(sum(ds))}
-              for p, ds in sorted(durations.items(), key=lambda kv: order.get(kv[0], 99))}
+    phases = {}
+    for p in sorted(set(durations) | set(dm_by_phase), key=lambda p: (order.get(p, 99), str(p))):
+        ds = durations.get(p, [])
+        phases[p] = {"label": phase_label(p), "count": len(ds), "p50_ms": _r(percentile(ds, 0.5)),
+                     "p95_ms": _r(percentile(ds, 0.95)), "max_ms": _r(max(ds, default=None)),
+                     "total_ms": _r(sum(ds)) if ds else None, "dm": _dm_stats(dm_by_phase.get(p, []))}
+    dm_time = dict(_dm_stats(dm_answers), by_kind={
+        k: _dm_stats([d for d in dm_answers if question_kind(d.get("kind")) == k])
+        for k in dict.fromkeys(question_kind(d.get("kind")) for d in dm_answers)})
+    machine_time = {"total_ms": _r(sum(sum(ds) for ds in durations.values())) if durations else None,
+                    "phase_runs": sum(len(ds) for ds in durations.values())}
 
     calls = by_type["llm_call"]
     latencies = [float(c["latency_ms"]) for c in calls if c.get("latency_ms") is not None]
@@ -450,7 +576,7 @@ def report_from_events(evts: list[dict]) -> dict:
                  "rounds_total": len([c for c in by_type["consensus"] if c.get("decided_by") != "vote"])}
 
     completed = by_type["turn_completed"]
-    rolls = by_type["dice_roll"]
+    rolls = _unique(by_type["dice_roll"])
     duration = (_ts(end) - _ts(start)).total_seconds() if end and start.get("timestamp") else None
     return {
         "session_id": start.get("session_id") or (evts[0]["session_id"] if evts else None),
@@ -461,7 +587,7 @@ def report_from_events(evts: list[dict]) -> dict:
         "events": len(evts), "events_by_type": _counts((e["event_type"] for e in evts), sort=True),
         "turns": {"completed": len(completed), "ended_early": sum(bool(t.get("ended_early")) for t in completed),
                   "resumes": len(by_type["session_resumed"])},
-        "phases": phases,
+        "phases": phases, "machine_time": machine_time, "dm_time": dm_time,
         "failures": {"phase_failed": len(by_type["phase_failed"]),
                      "by_phase": _counts(f.get("phase") for f in by_type["phase_failed"]),
                      "rollbacks": len(by_type["rollback"]),
@@ -471,13 +597,19 @@ def report_from_events(evts: list[dict]) -> dict:
         "consensus": consensus,
         "dice": {"rolls": len(rolls), "bands": _counts(r.get("band") for r in rolls),
                  "laser_feelings": sum(bool(r.get("laser_feelings")) for r in rolls),
-                 "overridden": sum(bool(r.get("overridden")) for r in rolls)},
+                 "overridden": sum(bool(r.get("overridden")) for r in rolls),
+                 "by_player": _counts((r.get("player_id") for r in rolls), sort=True),
+                 "by_turn": _counts((r.get("turn_number") for r in rolls), sort=True),
+                 "most_by_one_player_in_a_turn": max(Counter((r.get("turn_number"), str(r.get("player_id")))
+                                                             for r in rolls).values(), default=0)},
     }
 
 
 def report(redis, session_id: str) -> dict:
-    """Numbers of a session, from its events: turns, phase durations (p50/p95, from
-    ``phase_started``/``phase_completed`` pairs), LLM calls and latency, retries by error class,
+    """Numbers of a session, from its events: turns, per phase the machine time (p50/p95,
+    from ``phase_started``/``phase_completed`` pairs) and the DM's time to answer (``wait_ms``
+    of the ``dm_input`` events of the phase's questions; None where the log has none), LLM
+    calls and latency, retries by error class,
     first-attempt validation failure rate, auto-corrections, tokens per turn (every
     ``llm_call``, table talk included), consensus outcomes, dice."""
     return report_from_events(session_events(redis, session_id))
@@ -490,7 +622,7 @@ _COLORS = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948")
 
 def svg_bar_chart(title: str, rows: list[tuple[str, list[float]]], series: list[str], unit: str = "") -> str:
     """A horizontal bar chart as inline SVG: one group of bars per row, one bar per series."""
-    e = html.escape
+    e = html_text
     if not rows:
         return f"<p class=\"empty\">{e(title)}: no data.</p>"
     label_w, bar_w, bar_h, gap = 170, 360, 14, 8
@@ -524,32 +656,81 @@ def svg_bar_chart(title: str, rows: list[tuple[str, list[float]]], series: list[
 
 
 def _kv_table(pairs: list[tuple[str, object]]) -> str:
-    e = html.escape
-    return "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(str(v))}</td></tr>" for k, v in pairs) + "</table>"
+    e = html_text
+    return "<table>" + "".join(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in pairs) + "</table>"
+
+
+def ms_text(ms) -> str:
+    """Milliseconds for people: ``n/a`` when unknown (a log without the figure)."""
+    return "n/a" if ms is None else f"{ms:g}"
+
+
+def s_text(ms) -> str:
+    """Milliseconds as seconds for people, ``n/a`` when unknown."""
+    return "n/a" if ms is None else f"{ms / 1000:.1f} s"
+
+
+def time_rows(rep: dict) -> list[dict]:
+    """Per phase, for tables: its label, machine runs and times, and the DM's answers and time
+    (``n/a`` where the log does not say how long the DM took)."""
+    rows = []
+    for p, d in rep["phases"].items():
+        dm = d.get("dm") or {}
+        ran = bool(d["count"])  # no run: the DM answered, no work was logged for the phase
+        rows.append({"phase": p, "label": d.get("label") or phase_label(p), "runs": str(d["count"]),
+                     "p50": ms_text(d["p50_ms"]) if ran else "-", "p95": ms_text(d["p95_ms"]) if ran else "-",
+                     "max": ms_text(d["max_ms"]) if ran else "-",
+                     "machine_total": ms_text(d.get("total_ms")) if ran else "-",
+                     "dm_answers": str(dm.get("answers", 0)),
+                     "dm_total": ms_text(dm.get("total_ms")) if dm.get("answers") else "-",
+                     "dm_p50": ms_text(dm.get("p50_ms")) if dm.get("answers") else "-"})
+    return rows
+
+
+def report_summary(rep: dict) -> list[tuple[str, str]]:
+    """The report's headline figures as (label, value) pairs, values cleaned and on one line."""
+    llm, val, ret = rep["llm"], rep["validation"], rep["retries"]
+    rate = val["first_attempt_failure_rate"]
+    dm, machine = rep.get("dm_time") or {}, rep.get("machine_time") or {}
+    dm_note = ""
+    if dm.get("answers") and dm.get("timed", 0) < dm["answers"]:
+        dm_note = f" ({dm['timed']} of {dm['answers']} answers timed)"
+    pairs = [
+        ("session", rep["session_id"]), ("campaign", rep["campaign_id"]), ("model", rep["model"]),
+        ("players", ", ".join(map(str, rep["players"]))), ("started", rep["started_at"]),
+        ("duration", f"{rep['duration_s']} s" if rep["duration_s"] is not None else "(not ended)"),
+        ("machine time (phases)", s_text(machine.get("total_ms"))),
+        ("DM time (answering)", s_text(dm.get("total_ms")) + dm_note
+         + (f", p50 {ms_text(dm.get('p50_ms'))} ms per answer" if dm.get("p50_ms") is not None else "")),
+        ("turns completed", rep["turns"]["completed"]), ("turns ended early", rep["turns"]["ended_early"]),
+        ("resumes", rep["turns"]["resumes"]), ("events", rep["events"]),
+        ("LLM calls", f"{llm['calls']} ({llm['ok']} ok, {llm['errors']} error)"),
+        ("LLM latency p50 / p95", f"{ms_text(llm['latency_p50_ms'])} / {ms_text(llm['latency_p95_ms'])} ms"),
+        ("tokens", f"{llm['prompt_tokens']} prompt + {llm['completion_tokens']} completion"),
+        ("retries", f"{ret['total']}" + (" (" + ", ".join(f"{k} {v}" for k, v in ret["by_error_class"].items())
+                                         + ")" if ret["by_error_class"] else "")),
+        ("phase failures / rollbacks", f"{rep['failures']['phase_failed']} / {rep['failures']['rollbacks']}"),
+        ("first-attempt validation failures", f"{val['first_attempt_failures']} of {val['first_attempt_actions']}"
+         + (f" ({rate:.1%})" if rate is not None else "")),
+        ("auto-corrections", f"{val['autocorrections']} ({val['needs_review']} needed review)"),
+        ("consensus", ", ".join(f"{k} {v}" for k, v in rep["consensus"]["outcomes"].items()) or "-"),
+        ("dice", f"{rep['dice']['rolls']} rolls, {rep['dice']['laser_feelings']} LASER FEELINGS"),
+    ]
+    return [(k, one_line("-" if v is None else v)) for k, v in pairs]
 
 
 def report_html(rep: dict) -> str:
     """A self-contained page (inline CSS and SVG, no scripts, no external assets) of a report."""
-    e = html.escape
+    e = html_text
     llm, val, ret, con = rep["llm"], rep["validation"], rep["retries"], rep["consensus"]
-    rate = val["first_attempt_failure_rate"]
-    summary = [("session", rep["session_id"]), ("campaign", rep["campaign_id"]), ("model", rep["model"]),
-               ("players", ", ".join(map(str, rep["players"]))), ("started", rep["started_at"]),
-               ("duration (s)", rep["duration_s"]), ("turns completed", rep["turns"]["completed"]),
-               ("turns ended early", rep["turns"]["ended_early"]), ("resumes", rep["turns"]["resumes"]),
-               ("events", rep["events"]), ("LLM calls (ok / error)", f"{llm['calls']} ({llm['ok']} / {llm['errors']})"),
-               ("LLM latency p50 / p95 (ms)", f"{llm['latency_p50_ms']} / {llm['latency_p95_ms']}"),
-               ("tokens (prompt / completion)", f"{llm['prompt_tokens']} / {llm['completion_tokens']}"),
-               ("retries", ret["total"]), ("phase failures / rollbacks",
-                                           f"{rep['failures']['phase_failed']} / {rep['failures']['rollbacks']}"),
-               ("first-attempt validation failures",
-                f"{val['first_attempt_failures']} of {val['first_attempt_actions']}"
-                + (f" ({rate:.1%})" if rate is not None else "")),
-               ("auto-corrections (need review)", f"{val['autocorrections']} ({val['needs_review']})"),
-               ("dice rolls / LASER FEELINGS", f"{rep['dice']['rolls']} / {rep['dice']['laser_feelings']}")]
+    rows = time_rows(rep)
     charts = [
-        svg_bar_chart("Phase duration (ms)", [(p, [d["p50_ms"], d["p95_ms"]]) for p, d in rep["phases"].items()],
-                      ["p50", "p95"], " ms"),
+        svg_bar_chart("Phase duration, machine time (ms)",
+                      [(d.get("label") or p, [d["p50_ms"], d["p95_ms"]]) for p, d in rep["phases"].items()
+                       if d["count"]], ["p50", "p95"], " ms"),
+        svg_bar_chart("Time per phase: machine and DM (total ms)",
+                      [(d.get("label") or p, [d.get("total_ms"), (d.get("dm") or {}).get("total_ms")])
+                       for p, d in rep["phases"].items()], ["machine", "DM"], " ms"),
         svg_bar_chart("Tokens per turn", [(f"turn {t['turn']}", [t["prompt_tokens"], t["completion_tokens"]])
                                           for t in rep["tokens_per_turn"]], ["prompt", "completion"]),
         svg_bar_chart("LLM calls per player", [(str(p), [n]) for p, n in llm["by_player"].items()], ["calls"]),
@@ -562,15 +743,22 @@ def report_html(rep: dict) -> str:
     css = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
            "table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ddd;padding:.25rem .6rem;"
            "text-align:left}th{background:#f5f5f5;font-weight:600}svg{display:block;margin:1.5rem 0;"
-           "font-size:12px}svg .title{font-size:14px;font-weight:600}svg .val{fill:#555}.empty{color:#888}")
+           "font-size:12px}svg .title{font-size:14px;font-weight:600}svg .val{fill:#555}.empty{color:#888}"
+           ".note{color:#555}")
+    head = ("<tr><th>phase</th><th>runs</th><th>machine p50 ms</th><th>machine p95 ms</th><th>machine max ms</th>"
+            "<th>machine total ms</th><th>DM answers</th><th>DM total ms</th><th>DM p50 ms</th></tr>")
     return "\n".join([
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>Report: session {e(str(rep['session_id']))}</title>", f"<style>{css}</style></head><body>",
-        f"<h1>Session {e(str(rep['session_id']))}</h1>", _kv_table(summary), "<h2>Charts</h2>", *charts,
+        f"<title>Report: session {e(rep['session_id'])}</title>", f"<style>{css}</style></head><body>",
+        f"<h1>Session {e(rep['session_id'])}</h1>", _kv_table(report_summary(rep)), "<h2>Charts</h2>", *charts,
         "<h2>Phases</h2>",
-        "<table><tr><th>phase</th><th>runs</th><th>p50 ms</th><th>p95 ms</th><th>max ms</th></tr>"
-        + "".join(f"<tr><td>{e(p)}</td><td>{d['count']}</td><td>{d['p50_ms']}</td><td>{d['p95_ms']}</td>"
-                  f"<td>{d['max_ms']}</td></tr>" for p, d in rep["phases"].items()) + "</table>",
+        "<p class=\"note\">Machine time: from each phase's start to its end. DM time: how long the DM took to "
+        "answer the questions of that phase (n/a: the log does not say).</p>",
+        "<table>" + head
+        + "".join(f"<tr><td title=\"{e(r['phase'])}\">{e(r['label'])}</td><td>{e(r['runs'])}</td>"
+                  f"<td>{e(r['p50'])}</td><td>{e(r['p95'])}</td><td>{e(r['max'])}</td><td>{e(r['machine_total'])}</td>"
+                  f"<td>{e(r['dm_answers'])}</td><td>{e(r['dm_total'])}</td><td>{e(r['dm_p50'])}</td></tr>"
+                  for r in rows) + "</table>",
         "<h2>Events</h2>", _kv_table(list(rep["events_by_type"].items())),
         "</body></html>", ""])
 
@@ -585,16 +773,16 @@ _STYLE = {"session_started": "bold", "session_resumed": "bold", "session_ended":
 
 
 def _short(text, n=90) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return one_line(text or "", n)
 
 
 def describe(e: dict) -> str:
-    """One line saying what an event says, for people watching a session."""
+    """One line saying what an event says, for people watching a session (raw: the caller
+    cleans it, see :func:`watch_line`)."""
     t = e.get("event_type")
     g = e.get
     if t in ("phase_started", "phase_completed"):
-        return f"{g('phase')} (attempt {g('attempt')})"
+        return f"{phase_label(g('phase'))} (attempt {g('attempt')})"
     if t == "llm_call":
         tail = f" {g('latency_ms')} ms, {g('prompt_tokens')}+{g('completion_tokens')} tokens"
         return (f"{g('player_id')} {g('phase')}: {g('outcome')}" + (f" {g('error_class')}" if g("error_class") else "")
@@ -605,7 +793,9 @@ def describe(e: dict) -> str:
         return f"{g('player_id')} {g('phase')} attempt {g('attempt')}" + (f" ({g('status')})" if g("status") else "")
     if t == "dm_input":
         detail = g("text") if g("text") is not None else (g("rolls") if g("kind") == "adjudication" else g("override"))
-        return f"{g('kind')}: {_short(json.dumps(detail) if not isinstance(detail, str) else detail)}"
+        waited = _wait_ms(e)
+        took = f" (after {waited / 1000:.1f} s)" if waited is not None else ""
+        return f"{g('kind')}{took}: {_short(json.dumps(detail) if not isinstance(detail, str) else detail)}"
     if t == "dice_roll":
         return (f"{g('player_id')} {str(g('approach')).upper()} {g('number')}: {g('dice')} → {g('band')}"
                 + (" · LASER FEELINGS" if g("laser_feelings") else ""))
@@ -618,9 +808,9 @@ def describe(e: dict) -> str:
     if t == "consensus":
         return f"round {g('round')}: {g('state')} on {_short(g('plan'), 60)!r}" + (" (final)" if g("final") else "")
     if t in ("phase_failed", "rollback"):
-        return f"{g('phase')}: {_short(g('reason'))}"
+        return f"{phase_label(str(g('phase') or ''))}: {_short(g('reason'))}"
     if t == "dm_intervention":
-        return f"{g('phase')} failed {g('failures')}×: DM chose {g('choice')}"
+        return f"{phase_label(str(g('phase') or ''))} failed {g('failures')}×: DM chose {g('choice')}"
     if t == "laser_feelings":
         return f"{g('player_id')} asks {_short(g('question'), 60)!r}; DM: {_short(g('answer'), 60)!r}"
     if t == "memory_query":
@@ -631,11 +821,23 @@ def describe(e: dict) -> str:
         return f"tokens {g('prompt_tokens')}+{g('completion_tokens')}, consensus {g('consensus')}" + (
             " (ended early)" if g("ended_early") else "")
     if t == "session_started":
-        return f"players {', '.join(g('players') or [])}, model {g('model')}, seed {g('seed')}"
+        return f"players {', '.join(map(str, g('players') or []))}, model {g('model')}, seed {g('seed')}"
     if t == "session_ended":
         return f"after {g('turns_played')} turn(s)"
     rest = {k: v for k, v in e.items() if k not in COMMON_NAMES}
     return _short(", ".join(f"{k}={v}" for k, v in rest.items()), 120)
+
+
+def watch_line(e: dict) -> tuple[str, str]:
+    """The time, turn and type of an event, and what it says: each on one line, cleaned
+    (no control characters or terminal escapes); print them as text, never as markup."""
+    when = one_line(str(e.get("timestamp") or "")[11:19])
+    head = f"{when} t{one_line(e.get('turn_number'))} {one_line(e.get('event_type') or '?', 40):<24}"
+    try:
+        body = describe(e)
+    except Exception as exc:  # a malformed event (odd field types): show it, keep watching
+        body = f"(unreadable event: {type(exc).__name__}) " + json.dumps(e, default=str)
+    return head, one_line(body, 2000)
 
 
 class _Writer:
@@ -655,13 +857,12 @@ class _Writer:
         f.flush()
 
     def human(self, e: dict) -> None:
-        when = (e.get("timestamp") or "")[11:19]
-        head = f"{when} t{e.get('turn_number')} {e.get('event_type', '?'):<24}"
-        body = describe(e)
+        head, body = watch_line(e)
         if self.rich:
             from rich.text import Text
 
-            line = Text(f"{head} ", style=_STYLE.get(e.get("event_type"), ""))
+            style = _STYLE.get(e.get("event_type"), "") if isinstance(e.get("event_type"), str) else ""
+            line = Text(f"{head} ", style=style)
             line.append(body)
             self.console.print(line, soft_wrap=True)
         else:
@@ -686,7 +887,7 @@ def watch(redis, session_id: str, from_start: bool = False, json_lines: bool = F
         newest = redis.xrevrange(EVENTS_STREAM.format(session_id=session_id), count=1)
         if newest and json.loads(newest[0][1][b"e"]).get("event_type") == "session_ended":
             if not json_lines:
-                w.raw(f"Session {session_id} has already ended (use --from-start to replay it).")
+                w.raw(f"Session {one_line(session_id)} has already ended (use --from-start to replay it).")
             return 0
         after = (newest[0][0].decode() if isinstance(newest[0][0], bytes) else newest[0][0]) if newest else "0-0"
     printed = 0

@@ -200,16 +200,35 @@ class Driver:
     def __init__(self, redis, session_id: str, dm, ui, settings, *, queue: str | None = None, fence=None):
         self.redis, self.session_id, self.dm, self.ui, self.settings = redis, session_id, dm, ui, settings
         self.meta = load_meta(redis, session_id)
-        self.events = EventLog(redis, session_id, self.meta.get("campaign_id"))
+        # The fence (from the session lock) keeps a driver that lost its lock from writing: events
+        # and checkpoints check it in Redis; metadata writes go through :meth:`_touch`.
+        self.fence = fence
+        self.events = EventLog(redis, session_id, self.meta.get("campaign_id"), fence=fence)
         self.mirror = Mirror(redis, session_id, settings.log_dir)
-        self.saver = make_saver(redis)
+        self.saver = make_saver(redis, fence=fence)
         self.graph = compile_graph(self.saver)
         self.config = {"configurable": {"thread_id": session_id}, "recursion_limit": 10_000}
-        self.ctx = TurnContext(redis=redis, queue=queue or settings.queue, events=self.events)
+        self.ctx = TurnContext(redis=redis, queue=queue or settings.queue, events=self.events, fence=fence)
+        if hasattr(ui, "progress"):  # a live line per AI player while its job runs
+            self.ctx.extra["on_progress"] = ui.progress
         self.dm_source = getattr(dm, "source", "keyboard")
 
     def state(self):
         return self.graph.get_state(self.config)
+
+    def _check_lock(self) -> None:
+        """Stop (LockLost) if this driver may have lost its lock: no Redis round trip."""
+        if self.fence is not None and self.fence.lock is not None:
+            self.fence.lock.check()
+
+    def _fenced(self) -> None:
+        """Before a write the checkpointer and the event log do not fence: check in Redis."""
+        if self.fence is not None:
+            self.fence.check()
+
+    def _touch(self, **fields) -> None:
+        self._fenced()
+        touch(self.redis, self.session_id, **fields)
 
     def run(self, initial: dict | None = None) -> dict:
         """Drive the session to its end (or until KeyboardInterrupt); returns the final state."""
@@ -226,12 +245,13 @@ class Driver:
                              seed=initial["seed"], max_turns=initial.get("max_turns"))
             inp = initial
         else:
+            self._fenced()
             resumes = self.redis.hincrby(meta_key(self.session_id), "resumes", 1)
             turn = (snap.values or {}).get("turn", 1)
             self.events.emit("session_resumed", f"resume:{resumes}", turn, pending=list(snap.next),
                              model=(snap.values or {}).get("llm", {}).get("model"))
             inp = None
-        touch(self.redis, self.session_id, status="active", driver=f"{socket.gethostname()}:{os.getpid()}")
+        self._touch( status="active", driver=f"{socket.gethostname()}:{os.getpid()}")
         self.ui.session_header(self, initial or snap.values or {})
         if resumed and hasattr(self.ui, "recap"):
             self.ui.recap(snap.values or {}, list(snap.next))
@@ -240,6 +260,7 @@ class Driver:
             self._intervene(pending)
         try:
             while True:
+                self._check_lock()
                 try:
                     for update in self.graph.stream(inp, self.config, context=self.ctx, stream_mode="updates",
                                                     durability="sync"):
@@ -269,10 +290,11 @@ class Driver:
         finally:
             self.mirror.sync()
         final = self.state().values
+        self._fenced()
         memory.store_session_end(self.ctx, final)
         self.events.emit("session_ended", "end", final.get("turn"), turns_played=final.get("turn", 1) - 1)
         self.mirror.sync()
-        touch(self.redis, self.session_id, status="completed", phase="ended")
+        self._touch( status="completed", phase="ended")
         self.ui.session_end(self, final)
         return final
 
@@ -281,6 +303,7 @@ class Driver:
         self.ui.question(question, values)
         started = time.monotonic()
         answer = self.dm.ask(question, values)
+        self._check_lock()  # a closed laptop lid usually closes at a prompt
         return questions.envelope(answer, source=self.dm_source, wait_ms=round((time.monotonic() - started) * 1000))
 
     # --- failures and interventions ---------------------------------------------------------------
@@ -290,6 +313,7 @@ class Driver:
         phase = snap.next[0] if snap.next else "unknown"
         turn = (snap.values or {}).get("turn", 1)
         key = meta_key(self.session_id)
+        self._fenced()
         count = self.redis.hincrby(key, f"fail:{turn}:{phase}", 1)
         reason = (str(exc) or type(exc).__name__)[:500]
         player = getattr(exc, "player_id", None)
@@ -324,7 +348,7 @@ class Driver:
         snap = self.state()
         values = snap.values or {}
         self.redis.hset(meta_key(self.session_id), PENDING_INTERVENTION, json.dumps(info))
-        touch(self.redis, self.session_id, phase=info["phase"])
+        self._touch( phase=info["phase"])
         while True:
             envelope = self._ask(question, values)
             try:
@@ -347,6 +371,7 @@ class Driver:
         update = self._intervention_update(values, phase, answer)
         if update and snap.next:
             self.graph.update_state(self.config, update)
+        self._fenced()
         self.redis.hdel(meta_key(self.session_id), PENDING_INTERVENTION)
 
     @staticmethod
@@ -372,6 +397,7 @@ class Driver:
             time.sleep(0.5)
             try:
                 if self.redis.ping():
+                    self._check_lock()
                     return
             except (redis_lib.ConnectionError, redis_lib.TimeoutError):
                 continue
@@ -385,7 +411,7 @@ class Driver:
                 continue
             state = self.state().values
             turn = state.get("turn")
-            touch(self.redis, self.session_id, turn=turn, phase=node)
+            self._touch( turn=turn, phase=node)
             self.ui.step(node, values or {}, state)
             if node == "memory_storage":
                 self.saver.prune([self.session_id], keep_last=defaults.CHECKPOINTS_KEPT)

@@ -22,7 +22,7 @@ from rich.text import Text
 
 from ttrpg import questions
 from ttrpg.console import clean_text, err, out, text
-from ttrpg.vocabulary import phase_label
+from ttrpg.vocabulary import QUESTIONS, phase_label, question_words
 
 COMMANDS = {
     "/help": "show what you can type here",
@@ -101,8 +101,9 @@ class StoryUI:
                 tag = " (auto-corrected)" if a.get("autocorrected") else ""
                 out().print(Panel(text(a["text"]), title=text(f"{self._name(pid)} ({pid}){tag}"), border_style="green"))
         if self.verbose:
-            err().print(text(f"turn {question.get('turn', state.get('turn'))} · waiting for the DM: "
-                             f"{questions_label(kind)}", "dim"))
+            phase = question.get("phase") if kind == "intervention" else QUESTIONS.get(kind, (None, kind))[1]
+            err().print(text(f"turn {question.get('turn', state.get('turn'))} · {phase_label(phase)}: the DM is "
+                             f"asked {question_words(kind)}", "dim"))
 
     def progress(self, players: dict[str, dict]) -> None:
         """A live line per AI player while its job runs: thinking, retrying, done; elapsed time."""
@@ -175,12 +176,6 @@ class StoryUI:
         self.progress_done()
         err().print(Text.assemble((f"Session {clean_text(driver.session_id)} ended", "bold"),
                                   f" after {final.get('turn', 1) - 1} turn(s). Log: {driver.mirror.path}"))
-
-
-def questions_label(kind: str) -> str:
-    return {"narration": "narration", "review": "review of an action", "adjudication": "adjudication",
-            "dice": "dice", "laser_feelings": "LASER FEELINGS answer", "outcome": "outcome",
-            "intervention": "intervention"}.get(kind, kind)
 
 
 class _Command(Exception):

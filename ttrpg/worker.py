@@ -31,8 +31,11 @@ as ``ttrpg-ready`` and a horse running a job as ``ttrpg-horse``.
 functions named in :data:`ttrpg.jobs.ALLOWED`. Any other function named in a job (say
 ``os.getpid``) is refused *before its module is imported*; the job fails with a
 ``JobRefused`` error, is not retried, and the function is never called. Callbacks
-(``on_success`` & co.) outside the allow-list are ignored the same way, and jobs are only
-ever read with RQ's JSON serializer (no pickle from Redis).
+(``on_success`` & co.) outside the allow-list are ignored the same way, RQ webhooks (HTTP
+requests to any URL a job names, sent when it finishes or fails) are dropped when a job is
+read, refused jobs included, and jobs are only ever read with RQ's JSON serializer (no
+pickle from Redis). Where a job's LLM request (and the worker's API key) may go is decided
+by the worker, not the job: see :func:`ttrpg.llm.endpoint_for_job`.
 
 Dispatch overhead, enqueue → job running, measured with :func:`measure_dispatch` (2 cores,
 embedded Redis, medians of 15, two runs): warm 6-11 ms, spawn 127-132 ms plus the job's own
@@ -154,7 +157,21 @@ class AllowListedJob(Job):
     RQ resolves ``job.func`` with ``import_attribute`` (importing any module named in the
     job); this class checks the name first and raises :class:`JobRefused` instead. Callbacks
     not listed in ``ttrpg.jobs.ALLOWED_CALLBACKS`` (none by default) are treated as absent.
+    Webhooks (rq 3's ``Job.webhooks``: a URL, method and headers per terminal status) are
+    dropped when the job is read and never sent: ttrpg uses none, and a job written into Redis
+    must not make a worker, or the DM's registry sweep, send requests where it likes.
     """
+
+    def restore(self, raw_data):
+        result = super().restore(raw_data)
+        if getattr(self, "webhooks", None):
+            log.warning("Job %s: ignoring %d webhook(s); ttrpg workers send none", self.id, len(self.webhooks))
+            self.webhooks = []
+        return result
+
+    def send_webhooks(self, status, *, exc_string=None) -> None:
+        """Never sends anything (see the class docstring)."""
+        return None
 
     @property
     def func(self):
@@ -895,8 +912,9 @@ def _child_env(settings) -> dict[str, str]:
         env["TTRPG_REDIS_URL"] = settings.redis_url
     env["TTRPG_QUEUE"] = settings.queue
     env["TTRPG_WARM_SPAWN"] = "1" if settings.warm_spawn else "0"
+    allowed = ",".join(getattr(settings, "allowed_base_urls", ()) or ())
     for key, value in (("OPENAI_BASE_URL", settings.openai_base_url), ("OPENAI_API_KEY", settings.openai_api_key),
-                       ("TTRPG_MODEL", settings.model)):
+                       ("TTRPG_MODEL", settings.model), ("TTRPG_ALLOWED_BASE_URLS", allowed)):
         if value:
             env[key] = value
     env[_PARENT_PID_ENV] = str(os.getpid())

@@ -21,12 +21,26 @@ def bench(
     out().print(render(figures))
 
 
+class _Cells:
+    """A rich Table whose rows are cleaned text, never markup (figures may carry names and
+    messages from the Redis or a model server)."""
+
+    def __init__(self, table):
+        self.table = table
+
+    def add_row(self, *values) -> None:
+        from ttrpg.console import cell
+
+        self.table.add_row(*(cell(v) for v in values))
+
+
 def render(f: dict):
     from rich.table import Table
 
-    t = Table(title="ttrpg bench" + (" (quick)" if f.get("quick") else ""))
+    table = Table(title="ttrpg bench" + (" (quick)" if f.get("quick") else ""))
     for col in ("figure", "median", "spread", "note"):
-        t.add_column(col)
+        table.add_column(col)
+    t = _Cells(table)
     s = f["cli_startup"]
     t.add_row("CLI start-up (--help)", f"{s['median']} ms", f"p10 {s['p10']} / p90 {s['p90']}", f"n={s['n']}")
     for cls, d in f["dispatch"].items():
@@ -55,7 +69,7 @@ def render(f: dict):
     if m:
         t.add_row(f"memory query ({m.get('memories', m.get('n'))} memories)", f"{m['median_ms']} ms",
                   f"p95 {m['p95_ms']}", "")
-    return t
+    return table
 
 
 def drill(
@@ -73,17 +87,26 @@ def drill(
     if json_out:
         print_json(result)
     else:
-        from rich.table import Table
-
-        t = Table(title=f"ttrpg drill: {result['passed']}/{result['trials'] - result['skipped']} passed, "
-                        f"{result['turns_lost']} turns lost, {result['duplicated_llm_calls']} duplicated LLM calls")
-        for col in ("kind", "seed", "detail", "passed", "turns lost", "dup calls", "retries"):
-            t.add_column(col)
-        for r in result["results"]:
-            t.add_row(r["kind"], str(r["seed"]), r.get("detail") or r.get("skipped", ""), str(r.get("passed", "-")),
-                      str(r.get("turns_lost", "")), str(r.get("duplicated_llm_calls", "")),
-                      str(r.get("llm_retries", "")))
-        out().print(t)
+        out().print(render_drill(result))
     ran = result["trials"] - result["skipped"]
     if result["passed"] != ran:
         raise typer.Exit(1)
+
+
+def render_drill(result: dict):
+    """The drill's results as a table; a failed trial's error (the tail of a process's stderr,
+    which may quote a model server) is shown cleaned, never as markup."""
+    from rich.table import Table
+
+    table = Table(title=f"ttrpg drill: {result['passed']}/{result['trials'] - result['skipped']} passed, "
+                        f"{result['turns_lost']} turns lost, {result['duplicated_llm_calls']} duplicated LLM calls")
+    for col in ("kind", "seed", "detail", "passed", "turns lost", "dup calls", "retries"):
+        table.add_column(col, overflow="fold")
+    t = _Cells(table)
+    for r in result["results"]:
+        detail = r.get("detail") or r.get("skipped", "")
+        if r.get("error"):
+            detail = f"{detail}: {r['error']}" if detail else r["error"]
+        t.add_row(r["kind"], r["seed"], detail, r.get("passed", "-"), r.get("turns_lost", ""),
+                  r.get("duplicated_llm_calls", ""), r.get("llm_retries", ""))
+    return table

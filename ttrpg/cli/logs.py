@@ -14,20 +14,63 @@ app = typer.Typer(
 )
 
 
+def write_out(text: str, out: Path, option: str = "--out") -> None:
+    """Write ``text`` to the file ``out``, creating its folder; a path that cannot be written
+    (a directory, a full disk, no permission, a file where a folder should be) is a
+    :class:`~ttrpg.exceptions.ConfigError` naming the problem and the fix (exit 2)."""
+    import errno
+
+    from ttrpg.console import one_line
+    from ttrpg.exceptions import ConfigError
+
+    shown = one_line(str(out))
+    fix = f"Give {option} a file path in a folder you can write to (e.g. {option} ./report.out)."
+    if out.is_dir():
+        raise ConfigError(f"{option} {shown} is a directory, not a file.",
+                          hint=f"Name a file inside it, e.g. {option} {one_line(str(out / 'out.txt'))}.")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"Cannot create the folder {one_line(str(out.parent))} for {option}: "
+                          f"{one_line(exc.strerror or exc)}.", hint=fix) from None
+    try:
+        with out.open("w", newline="", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+    except OSError as exc:
+        reason = one_line(exc.strerror or exc)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = f"Free some space on that disk, or give {option} a path on another one."
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            hint = f"Give {option} a path you may write to."
+        else:
+            hint = fix
+        raise ConfigError(f"Cannot write {option} {shown}: {reason}.", hint=hint) from None
+
+
 def _write(text: str, out: Path | None, what: str) -> None:
     """The data to ``out`` (a message on stderr) or to stdout."""
     import sys
 
-    from ttrpg.console import err
+    from ttrpg.console import assemble, err
 
     if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except OSError as exc:
+            from ttrpg.console import one_line
+            from ttrpg.exceptions import ConfigError
+
+            raise ConfigError(f"Cannot write {what} to standard output: {one_line(exc.strerror or exc)}.",
+                              hint="Write to a file with --out PATH instead.") from None
         return
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as fh:
-        fh.write(text)
-    err().print(f"Wrote {what} to {out}", soft_wrap=True)
+    write_out(text, out)
+    err().print(assemble(f"Wrote {what} to {out}"), soft_wrap=True)
 
 
 @app.command("export")
@@ -81,12 +124,13 @@ def watch(
     """Follow a session's events live until it ends (Ctrl-C stops watching)."""
     from ttrpg import research
     from ttrpg.connection import get_redis
-    from ttrpg.console import err, out
+    from ttrpg.console import err, out, text
 
     redis = get_redis()
     research.check_session(redis, session)
     if not json_out:
-        err().print(f"[dim]Watching session {session}{' from its start' if from_start else ''}; Ctrl-C stops.[/]")
+        err().print(text(f"Watching session {session}{' from its start' if from_start else ''}; Ctrl-C stops.",
+                         "dim"), soft_wrap=True)
     research.watch(redis, session, from_start=from_start, json_lines=json_out, console=out())
 
 
@@ -98,49 +142,43 @@ def report(
     """Numbers of a session: phase durations, model calls, retries, validation, tokens, consensus."""
     from ttrpg import research
     from ttrpg.connection import get_redis
-    from ttrpg.console import err, out, print_json
+    from ttrpg.console import assemble, err, out, print_json
 
     rep = research.report(get_redis(), session)
     if html is not None:
-        html.parent.mkdir(parents=True, exist_ok=True)
-        html.write_text(research.report_html(rep), encoding="utf-8")
-        err().print(f"Wrote the report page to {html}", soft_wrap=True)
+        write_out(research.report_html(rep), html, "--html")
+        err().print(assemble(f"Wrote the report page to {html}"), soft_wrap=True)
     if json_out:
         print_json(rep)
         return
+    print_report(rep, out())
+
+
+def print_report(rep: dict, console) -> None:
+    """The report for people: a summary, time per phase (machine and DM), tokens per turn.
+    Every value is a rich ``Text`` (ids, model names and labels are never parsed as markup)."""
     from rich.table import Table
 
-    llm, val, ret = rep["llm"], rep["validation"], rep["retries"]
-    rate = val["first_attempt_failure_rate"]
-    summary = Table(show_header=False, box=None, title=f"Session {rep['session_id']}")
-    rows = [
-        ("campaign", rep["campaign_id"]), ("model", rep["model"]), ("turns completed", rep["turns"]["completed"]),
-        ("duration", f"{rep['duration_s']} s" if rep["duration_s"] is not None else "(not ended)"),
-        ("LLM calls", f"{llm['calls']} ({llm['ok']} ok, {llm['errors']} error)"),
-        ("LLM latency p50 / p95", f"{llm['latency_p50_ms']} / {llm['latency_p95_ms']} ms"),
-        ("tokens", f"{llm['prompt_tokens']} prompt + {llm['completion_tokens']} completion"),
-        ("retries", f"{ret['total']}" + (" (" + ", ".join(f"{k} {v}" for k, v in ret["by_error_class"].items()) + ")"
-                                         if ret["by_error_class"] else "")),
-        ("phase failures / rollbacks", f"{rep['failures']['phase_failed']} / {rep['failures']['rollbacks']}"),
-        ("first-attempt validation failures", f"{val['first_attempt_failures']} of {val['first_attempt_actions']}"
-         + (f" ({rate:.1%})" if rate is not None else "")),
-        ("auto-corrections", f"{val['autocorrections']} ({val['needs_review']} needed review)"),
-        ("consensus", ", ".join(f"{k} {v}" for k, v in rep["consensus"]["outcomes"].items()) or "-"),
-        ("dice", f"{rep['dice']['rolls']} rolls, {rep['dice']['laser_feelings']} LASER FEELINGS"),
-    ]
-    for k, v in rows:
-        summary.add_row(k, str(v))
-    out().print(summary)
-    phases = Table(title="Phase durations (ms)")
-    for col in ("phase", "runs", "p50", "p95", "max"):
+    from ttrpg import research
+    from ttrpg.console import cell
+
+    summary = Table(show_header=False, box=None, title=cell(f"Session {rep['session_id']}"))
+    for k, v in research.report_summary(rep)[1:]:
+        summary.add_row(cell(k), cell(v))
+    console.print(summary)
+    phases = Table(title=cell("Phase durations (ms): machine time, and the DM's time to answer"))
+    cols = (("phase", "label"), ("runs", "runs"), ("p50", "p50"), ("p95", "p95"), ("max", "max"),
+            ("machine total", "machine_total"), ("DM answers", "dm_answers"), ("DM total", "dm_total"),
+            ("DM p50", "dm_p50"))
+    for col, _ in cols:
         phases.add_column(col, justify="left" if col == "phase" else "right")
-    for p, d in rep["phases"].items():
-        phases.add_row(p, str(d["count"]), str(d["p50_ms"]), str(d["p95_ms"]), str(d["max_ms"]))
-    out().print(phases)
-    tokens = Table(title="Tokens per turn (every model call)")
+    for row in research.time_rows(rep):
+        phases.add_row(*(cell(row[key]) for _, key in cols))
+    console.print(phases)
+    tokens = Table(title=cell("Tokens per turn (every model call)"))
     for col in ("turn", "calls", "prompt", "completion", "total"):
         tokens.add_column(col, justify="right")
     for t in rep["tokens_per_turn"]:
-        tokens.add_row(str(t["turn"]), str(t["llm_calls"]), str(t["prompt_tokens"]), str(t["completion_tokens"]),
-                       str(t["total_tokens"]))
-    out().print(tokens)
+        tokens.add_row(*(cell(t[k]) for k in ("turn", "llm_calls", "prompt_tokens", "completion_tokens",
+                                              "total_tokens")))
+    console.print(tokens)

@@ -52,14 +52,14 @@ def list_cmd(
     """A campaign's memories, newest first (superseded ones included, marked)."""
     from ttrpg import memory
     from ttrpg.connection import get_redis
-    from ttrpg.console import err, print_json
+    from ttrpg.console import err, print_json, text
 
     rows = memory.list_memories(get_redis(), campaign, scope=scope, limit=limit)
     if json_out:
         print_json(rows)
         return
     if not rows:
-        err().print(f"No memories in campaign {campaign}.", markup=False)
+        err().print(text(f"No memories in campaign {campaign}."), soft_wrap=True)
         return
     _table(rows, ("id", "scope", "kind", "status", "confidence", "learned", "text"))
 
@@ -85,10 +85,11 @@ def bench_cmd(
 
 
 def _table(rows: list[dict], cols: tuple[str, ...]) -> None:
+    """Memories as a table: their texts came from models and the DM, so every cell is a
+    cleaned ``Text`` (no markup, no control characters; newlines kept)."""
     from rich.table import Table
-    from rich.text import Text
 
-    from ttrpg.console import out
+    from ttrpg.console import cell, out
 
     table = Table()
     for col in cols:
@@ -97,6 +98,6 @@ def _table(rows: list[dict], cols: tuple[str, ...]) -> None:
         cells = []
         for col in cols:
             v = r.get(col)
-            cells.append(Text(f"{v:.2f}" if col == "confidence" and isinstance(v, (int, float)) else str(v)))
+            cells.append(cell(f"{v:.2f}" if col == "confidence" and isinstance(v, (int, float)) else v))
         table.add_row(*cells)
     out().print(table)

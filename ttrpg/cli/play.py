@@ -50,7 +50,7 @@ def play(
 
     settings = get_settings()
     party = lib.select_players((load_party(characters) if characters else default_party()).to_state(), players)
-    script = load_script(dm_script, party) if dm_script else None
+    script = load_script(dm_script) if dm_script else None
     run_seed = seed if seed is not None else random.randrange(1, 10**6)
     llm = lib.llm_config(settings, offline=offline, model=model, latency_ms=latency,
                          faults=lib.parse_faults(faults), seed=run_seed)

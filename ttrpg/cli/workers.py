@@ -52,14 +52,14 @@ def failed(
         if json_out:
             print_json({"requeued": len(ids), "job_ids": ids})
         else:
-            err().print(f"Requeued {len(ids)} failed job(s).")
+            err().print(f"Requeued {len(ids)} failed job(s).", markup=False)
         return
     rows = failed_jobs(None, queues or None, all_queues=all_queues)
     if json_out:
         print_json(rows)
         return
     if not rows:
-        err().print("No failed jobs.")
+        err().print("No failed jobs.", markup=False)
         return
     out().print(_failed_table(rows))
 
@@ -67,36 +67,41 @@ def failed(
 # --------------------------------------------------------------------------- rendering
 
 
-def _short_time(iso: str | None) -> str:
-    return iso[11:19] if iso else "-"
+def _short_time(iso) -> str:
+    return str(iso)[11:19] if iso else "-"
 
 
 def _print_status(info: dict, console) -> None:
+    """The fleet as tables. Names, hosts, queues, job ids and error lines come from Redis
+    (any machine, any writer): every cell is a cleaned ``Text``, never markup."""
     from rich.table import Table
 
-    from ttrpg.console import err
+    from ttrpg.console import cell, err
 
-    workers = Table(title=f"Workers ({info['redis']})", title_justify="left")
+    workers = Table(title=cell(f"Workers ({info['redis']})"), title_justify="left")
     for col in ("name", "host", "pid", "state", "current job", "heartbeat", "done", "failed", "queues"):
         workers.add_column(col, overflow="fold")
     for w in info["workers"]:
         job = w["current_job"]
         state = w["state"] if w["alive"] else f"{w['state']} (gone?)"
         age = "-" if w["heartbeat_age_s"] is None else f"{w['heartbeat_age_s']:.0f} s ago"
-        workers.add_row(w["name"], w["hostname"] or "-", str(w["pid"] or "-"), state,
-                        f"{job['id']} ({job['running_s']:.0f} s)" if job and job.get("running_s") is not None
-                        else (job["id"] if job else "-"),
-                        age, str(w["successful_job_count"]), str(w["failed_job_count"]), ", ".join(w["queues"]))
+        current = "-"
+        if job:
+            current = (f"{job['id']} ({job['running_s']:.0f} s)" if job.get("running_s") is not None
+                       else job["id"])
+        workers.add_row(*(cell(v) for v in (w["name"], w["hostname"], w["pid"], state, current, age,
+                                             w["successful_job_count"], w["failed_job_count"],
+                                             ", ".join(map(str, w["queues"])))))
     console.print(workers)
     if not info["workers"]:
-        err().print("No worker is registered: start some with `ttrpg worker` (see docs/fleet.md).")
+        err().print("No worker is registered: start some with `ttrpg worker` (see docs/fleet.md).", markup=False)
 
     queues = Table(title="Queues", title_justify="left")
     for col in ("queue", "queued", "started", "scheduled", "failed", "deferred", "finished", "workers"):
         queues.add_column(col, overflow="fold")
     for q in info["queues"]:
-        queues.add_row(q["name"], *(str(q[k]) for k in ("queued", "started", "scheduled", "failed", "deferred",
-                                                        "finished", "workers")))
+        queues.add_row(*(cell(q[k]) for k in ("name", "queued", "started", "scheduled", "failed", "deferred",
+                                               "finished", "workers")))
     console.print(queues)
 
     if info["started"]:
@@ -104,15 +109,17 @@ def _print_status(info: dict, console) -> None:
         for col in ("job", "queue", "worker", "started (UTC)", "note"):
             started.add_column(col, overflow="fold")
         for j in info["started"]:
-            started.add_row(j["id"], j["queue"], j.get("worker") or "-", _short_time(j.get("started_at")),
-                            "abandoned: re-queued at the next registry sweep" if j.get("abandoned") else "")
+            started.add_row(*(cell(v) for v in (
+                j["id"], j["queue"], j.get("worker"), _short_time(j.get("started_at")),
+                "abandoned: re-queued at the next registry sweep" if j.get("abandoned") else "")))
         console.print(started)
     if info["scheduled"]:
         scheduled = Table(title="Scheduled (retries waiting)", title_justify="left")
         for col in ("job", "queue", "runs at (UTC)", "retries left"):
             scheduled.add_column(col, overflow="fold")
         for j in info["scheduled"]:
-            scheduled.add_row(j["id"], j["queue"], _short_time(j.get("scheduled_for")), str(j.get("retries_left")))
+            scheduled.add_row(*(cell(v) for v in (j["id"], j["queue"], _short_time(j.get("scheduled_for")),
+                                                   j.get("retries_left"))))
         console.print(scheduled)
     if info["failed"]:
         console.print(_failed_table(info["failed"]))
@@ -121,9 +128,12 @@ def _print_status(info: dict, console) -> None:
 def _failed_table(rows: list[dict]):
     from rich.table import Table
 
+    from ttrpg.console import cell
+
     table = Table(title="Failed jobs", title_justify="left")
     for col in ("job", "queue", "function", "ended (UTC)", "error"):
         table.add_column(col, overflow="fold")
     for j in rows:
-        table.add_row(j["id"], j["queue"], j.get("func") or "?", _short_time(j.get("ended_at")), j["error"])
+        table.add_row(*(cell(v) for v in (j["id"], j["queue"], j.get("func") or "?", _short_time(j.get("ended_at")),
+                                           j["error"])))
     return table
