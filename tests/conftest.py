@@ -27,7 +27,7 @@ def ttrpg_home(tmp_path_factory):
         os.environ.pop(k, None)
     os.environ["TTRPG_HOME"] = str(home)
     os.environ["TTRPG_LOG_DIR"] = str(home / "research_logs")
-    from ttrpg import embedded
+    from ttrpg.backend import embedded
 
     embedded.start(home)
     yield home
@@ -41,7 +41,7 @@ def ttrpg_home(tmp_path_factory):
 
 @pytest.fixture
 def redis_client(ttrpg_home):
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     client = get_redis()
     yield client
@@ -78,8 +78,8 @@ def fleet(ttrpg_home, request):
     Yields the queue name; TTRPG_QUEUE is exported while the module runs so sessions and
     child processes use it.
     """
+    from ttrpg.fleet import local_workers
     from ttrpg.settings import get_settings
-    from ttrpg.worker import local_workers
 
     name = "m-" + uuid.uuid4().hex[:10]
     old = os.environ.get("TTRPG_QUEUE")
@@ -95,7 +95,7 @@ def fleet(ttrpg_home, request):
 
 
 def offline_llm(**kw) -> dict:
-    from ttrpg.play import llm_config
+    from ttrpg.session.play import llm_config
     from ttrpg.settings import get_settings
 
     kw.setdefault("seed", 3)

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ttrpg.characters import Party, default_party, load_party, parse_party
-from ttrpg.exceptions import CharactersFileError, ConfigError
-
 from tests.conftest import ROOT, run_cli
+from ttrpg.exceptions import CharactersFileError, ConfigError
+from ttrpg.game.characters import Party, default_party, load_party, parse_party
 
 EXAMPLE = ROOT / "examples" / "characters.json"
 

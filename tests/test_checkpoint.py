@@ -22,9 +22,9 @@ from langgraph.checkpoint.redis import RedisSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from ttrpg.checkpoint import StrictSerializer, make_saver
 from ttrpg.exceptions import CheckpointRejected, LockLost
-from ttrpg.lock import SessionLock
+from ttrpg.session.lock import SessionLock
+from ttrpg.turn.checkpoint import StrictSerializer, make_saver
 
 
 class S(TypedDict, total=False):
@@ -61,7 +61,7 @@ def cfg(thread_id: str) -> dict:
 
 
 def fresh_client():
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     return get_redis()
 

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from tests.conftest import run_cli
-from ttrpg import embedded
-from ttrpg.connection import mask_url
+from ttrpg.backend import embedded
+from ttrpg.backend.connection import mask_url
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def password_redis(tmp_path_factory):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "ttrpg.fleet", "redis-server", "-", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "ttrpg.fleet.monitor", "redis-server", "-", "--port", str(port),
                              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(d)],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     proc.stdin.write(f'requirepass "{PASSWORD}"\n')

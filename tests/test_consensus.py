@@ -1,6 +1,6 @@
 """Consensus states from table talk: the labels decide, not polite words."""
 
-from ttrpg.consensus import detect, vote
+from ttrpg.game.consensus import detect, vote
 
 
 def _e(player, proposal, vote_word="agree", round_no=1):

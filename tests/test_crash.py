@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from ttrpg import events
+from ttrpg.research import events
 
 FLEET_CLASS = "fork"  # what is tested is resume; fork workers keep 2 cores free for it
 VOLATILE = {"timestamp", "latency_ms", "worker_pid", "pid", "to_checkpoint", "status", "driver"}
@@ -38,7 +38,7 @@ def normalized(log: list[dict], session_id: str) -> list[tuple]:
 
 
 def _clean(demo):
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     sid = "clean-" + os.urandom(3).hex()
     result = run_cli(*demo, "--session", sid, timeout=300)

@@ -8,8 +8,15 @@ import sys
 
 import pytest
 
-from ttrpg.dice import (apply_override, die_succeeds, helper_bonus, resolve_roll, roll_dice, seeded_rng,
-                        validate_dice_count)
+from ttrpg.game.dice import (
+    apply_override,
+    die_succeeds,
+    helper_bonus,
+    resolve_roll,
+    roll_dice,
+    seeded_rng,
+    validate_dice_count,
+)
 
 
 def expected_success(die: int, number: int, approach: str) -> bool:
@@ -113,7 +120,7 @@ def test_seeded_rng_reproducible_and_distinct():
 
 
 def test_seeded_rng_stable_across_processes():
-    code = "from ttrpg.dice import roll_dice, seeded_rng; print(roll_dice(3, seeded_rng(7, 'x', 2)))"
+    code = "from ttrpg.game.dice import roll_dice, seeded_rng; print(roll_dice(3, seeded_rng(7, 'x', 2)))"
     outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                               env={"PYTHONHASHSEED": str(seed), "PATH": ""}).stdout.strip()
                for seed in (1, 2)}

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tests.conftest import run_cli
-from ttrpg import embedded
+from ttrpg.backend import embedded
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from ttrpg import events
 from ttrpg.exceptions import LockLost
-from ttrpg.lock import Fence, SessionLock
+from ttrpg.research import events
+from ttrpg.session.lock import Fence, SessionLock
 
 
 def test_emit_once_per_id_unfenced(redis_client, session_id):
@@ -53,8 +53,8 @@ def test_fenced_emit_refuses_when_the_lock_expired(redis_client, session_id):
 SYNCER = r"""
 import sys
 from pathlib import Path
-from ttrpg.connection import get_redis
-from ttrpg.events import Mirror
+from ttrpg.backend.connection import get_redis
+from ttrpg.research.events import Mirror
 
 session_id, log_dir, rounds = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 m = Mirror(get_redis(), session_id, log_dir)

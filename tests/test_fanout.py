@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import offline_llm
-from ttrpg import events
 from ttrpg.exceptions import PhaseError
-from ttrpg.fanout import job_id, run_jobs
+from ttrpg.jobs.fanout import job_id, run_jobs
+from ttrpg.research import events
 
 
 def _requests(session_id, llm, players=("p1", "p2", "p3", "p4"), phase="intent"):

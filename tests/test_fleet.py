@@ -30,7 +30,7 @@ from rq.job import JobStatus
 
 from tests.conftest import ROOT, processes_mentioning, run_cli
 from ttrpg import defaults
-from ttrpg.worker import horses, job_queue, live_workers, local_workers
+from ttrpg.fleet import horses, job_queue, live_workers, local_workers
 
 SYSTEMD = ROOT / "systemd"
 WORKER_UNIT = SYSTEMD / "ttrpg-worker@.service"
@@ -216,14 +216,14 @@ def test_redis_unit_runs_redis_8_with_both_modules_in_the_foreground():
 
     unit = _unit(REDIS_UNIT)
     argv = shlex.split(_one(unit, "Service", "ExecStart"))
-    assert argv[0] == VENV_PREFIX + "python" and argv[1:4] == ["-m", "ttrpg.fleet", "redis-server"]
+    assert argv[0] == VENV_PREFIX + "python" and argv[1:4] == ["-m", "ttrpg.fleet.monitor", "redis-server"]
     assert "--appendonly" in argv and argv[argv.index("--appendonly") + 1] == "yes"
     assert "yes" not in [argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--daemonize"]
     # Run the unit's command line, with a private socket and directory and no TCP port.
     work = Path(tempfile.mkdtemp(prefix="ttrpg-redis-unit-"))
     override = {"--unixsocket": str(work / "redis.sock"), "--dir": str(work), "--port": "0"}
     args = [override.get(argv[i - 1], a) if i > 4 else a for i, a in enumerate(argv)][4:]
-    proc = subprocess.Popen([sys.executable, "-m", "ttrpg.fleet", "redis-server", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "ttrpg.fleet.monitor", "redis-server", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     client = redis.Redis(unix_socket_path=str(work / "redis.sock"), socket_timeout=5)
     try:
@@ -383,9 +383,9 @@ def test_sigterm_from_the_service_manager_lets_the_job_in_flight_finish(queue_na
 
 
 def test_an_idle_worker_serves_again_after_the_test_runs_redis_restarts(ttrpg_home, queue_name):
-    from ttrpg import embedded
-    from ttrpg.connection import get_redis
-    from ttrpg.fleet import fleet_status
+    from ttrpg.backend import embedded
+    from ttrpg.backend.connection import get_redis
+    from ttrpg.fleet.monitor import fleet_status
 
     with local_workers(1, [queue_name], "warm") as fleet:
         name, proc = fleet.names[0], fleet.procs[0]
@@ -467,7 +467,7 @@ def test_ttrpg_workers_failed_requeue_puts_a_failed_job_back(queue_name, redis_c
         assert listed.returncode == 0, listed.stderr
         row = next(r for r in json.loads(listed.stdout) if r["id"] == refused.id)
         assert row["queue"] == queue_name and row["func"] == "os.getpid"
-        assert row["error"].startswith("ttrpg.worker.JobRefused: refused") or "refused" in row["error"]
+        assert row["error"].startswith("ttrpg.fleet.JobRefused: refused") or "refused" in row["error"]
         assert "\n" not in row["error"]
         status = json.loads(run_cli("workers", "--json").stdout)
         assert refused.id in {j["id"] for j in status["failed"]}

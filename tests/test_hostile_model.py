@@ -26,11 +26,12 @@ from rq.job import JobStatus
 from rq.results import Result
 
 from tests.fake_llm_server import FakeLLMServer, chat, cut, error, hang, raw
-from ttrpg import events, llm
+from ttrpg import llm
 from ttrpg.constants import JOB_REPLY
-from ttrpg.fanout import run_jobs
+from ttrpg.fleet import job_queue, local_workers
+from ttrpg.jobs.fanout import run_jobs
+from ttrpg.research import events
 from ttrpg.settings import get_settings
-from ttrpg.worker import job_queue, local_workers
 
 SECRET = "sk-secret-hostile-0123456789abcdef"
 CLASSES = ("warm", "spawn", "fork", "simple")
@@ -180,12 +181,12 @@ def test_webhooks_and_callbacks_a_job_carries_call_nothing_even_when_it_is_refus
 
 def test_the_dms_registry_sweep_runs_no_callback_and_sends_no_webhook(server, hooks_dir, redis_client,
                                                                                   queue_name, monkeypatch):
-    """The DM's process sweeps RQ's started-job registry while it waits (ttrpg.fanout). RQ's own
+    """The DM's process sweeps RQ's started-job registry while it waits (ttrpg.jobs.fanout). RQ's own
     job class would import and call the failure callback, and send the webhook, of a job an
     attacker left there "abandoned"; the sweep reads jobs as AllowListedJob."""
     from rq.registry import StartedJobRegistry
 
-    from ttrpg import fanout
+    from ttrpg.jobs import fanout
 
     monkeypatch.syspath_prepend(str(hooks_dir))
     queue = job_queue(queue_name, redis_client)

@@ -163,8 +163,8 @@ def test_turns_help_says_what_leaving_it_out_means():
 
 
 def test_library_functions_check_too():
-    from ttrpg import play
     from ttrpg.exceptions import ConfigError
+    from ttrpg.session import play
 
     with pytest.raises(ConfigError, match="--turns must be 1"):
         play.demo(turns=0)
@@ -211,7 +211,7 @@ def test_bad_dm_scripts_are_refused_before_anything_is_created(clean, tmp_path, 
 
 
 def test_the_shipped_demo_script_and_example_scripts_pass(tmp_path):
-    from ttrpg.dm import builtin_script, load_script, validate_script
+    from ttrpg.dm.script import builtin_script, load_script, validate_script
 
     validate_script(builtin_script())
     for path in (ROOT / "examples").glob("*script*.json"):

@@ -17,10 +17,10 @@ import time
 
 import pytest
 
-from ttrpg import events
-from ttrpg.checkpoint import make_saver
 from ttrpg.exceptions import LockLost, SessionLocked
-from ttrpg.lock import SessionLock
+from ttrpg.research import events
+from ttrpg.session.lock import SessionLock
+from ttrpg.turn.checkpoint import make_saver
 
 TTL_MS = 1500
 
@@ -30,11 +30,11 @@ DRIVER = r"""
 import sys, time
 from typing import TypedDict
 from langgraph.graph import StateGraph, START, END
-from ttrpg.connection import get_redis
-from ttrpg.checkpoint import make_saver
-from ttrpg.events import EventLog
+from ttrpg.backend.connection import get_redis
+from ttrpg.turn.checkpoint import make_saver
+from ttrpg.research.events import EventLog
 from ttrpg.exceptions import LockLost
-from ttrpg.lock import Fence, SessionLock
+from ttrpg.session.lock import Fence, SessionLock
 
 session_id, ttl_ms, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 redis = get_redis()
@@ -155,8 +155,8 @@ def test_control_an_unfenced_driver_does_write_after_takeover(redis_client, sess
 
 WATCHER = r"""
 import sys, time
-from ttrpg.connection import get_redis
-from ttrpg.lock import SessionLock
+from ttrpg.backend.connection import get_redis
+from ttrpg.session.lock import SessionLock
 
 lock = SessionLock(get_redis(), sys.argv[1], ttl_ms=int(sys.argv[2]))
 lock.acquire()
@@ -243,7 +243,7 @@ def measure_fence_cost(n: int = 200) -> dict:  # pragma: no cover - run by hand,
 
     from langgraph.checkpoint.base import empty_checkpoint
 
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     redis = get_redis()
     sid = "bench-" + uuid.uuid4().hex[:8]

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from ttrpg import dice, events, memory
+from ttrpg import memory
 from ttrpg.constants import MEMORY_KEY
+from ttrpg.game import dice
+from ttrpg.research import events
 
 PARTY = json.loads((Path(memory.__file__).parent / "data" / "characters.json").read_text())
 
@@ -310,8 +312,8 @@ def test_quest_change_and_scene_end_and_session_end(redis_client, campaign, sess
 # --------------------------------------------------------------------------- across sessions
 
 def test_galvin_is_remembered_in_the_next_session_after_a_redis_restart(redis_client, campaign, ttrpg_home):
-    from ttrpg import embedded
-    from ttrpg.connection import get_redis
+    from ttrpg.backend import embedded
+    from ttrpg.backend.connection import get_redis
 
     s1 = "s1-" + uuid.uuid4().hex[:6]
     ctx = _ctx(redis_client, s1, campaign)
@@ -375,7 +377,7 @@ def test_bench_query_reports_and_cleans_up(redis_client):
 
 
 def test_memory_events_match_the_research_log_schema(redis_client, campaign, session_id):
-    from ttrpg import event_schema
+    from ttrpg.research import schema as event_schema
     ctx = _ctx(redis_client, session_id, campaign)
     memory.store(redis_client, campaign, scope="character:p1", text="Galvin is dead.", source="character", turn=1,
                  session_id=session_id, events=ctx.events)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.conftest import QuietUI
-from ttrpg import events, play
+from ttrpg.research import events
+from ttrpg.session import play
 
 FLEET_CLASS = "fork"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ttrpg import questions
-from ttrpg.questions import InvalidAnswer, check
+from ttrpg.turn import questions
+from ttrpg.turn.questions import InvalidAnswer, check
 
 STATE = {"turn": 2, "party": {"players": [
     {"id": "p1", "character": {"name": "Zee Vex"}},

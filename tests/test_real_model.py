@@ -8,7 +8,7 @@ What is proven here, with nothing simulated between ttrpg and the server:
   model that ignores formats);
 - a prompt longer than the server's context (a server started with a small ``--ctx-size``)
   is answered by shrinking the prompt and asking again, and the shrink is reported;
-- the context window is asked of the server (:mod:`ttrpg.model_info`);
+- the context window is asked of the server (:mod:`ttrpg.llm.model_info`);
 - a wrong key, a server that is down and a burst of 503s each end as one clear line (or a
   success after logged retries), never with the key in it.
 
@@ -30,9 +30,12 @@ import pytest
 
 from tests.conftest import QuietUI
 from tests.llama_server import ALIAS, free_port, llama_fixture
-from ttrpg import events, llm, model_info, play, prompts
-from ttrpg.characters import default_party
-from ttrpg.dm import ScriptDM, builtin_script
+from ttrpg import llm, prompts
+from ttrpg.dm.script import ScriptDM, builtin_script
+from ttrpg.game.characters import default_party
+from ttrpg.llm import model_info
+from ttrpg.research import events
+from ttrpg.session import play
 from ttrpg.settings import get_settings
 
 SESSION_SLOT_CTX = 2048  # --ctx-size 4096 split over 2 slots: what /props reports, what prompts are fitted to
@@ -91,7 +94,7 @@ def test_session_against_a_real_model_through_real_workers(real_env, fleet, redi
     # (a 135 M model never agrees, and every round costs two calls).
     llm_cfg["max_tokens"] = REPLY_CAP
     llm_cfg["request_timeout_s"] = 45.0
-    monkeypatch.setattr("ttrpg.consensus.MAX_ROUNDS", 2)
+    monkeypatch.setattr("ttrpg.game.consensus.MAX_ROUNDS", 2)
 
     party = default_party().to_state()
     party["players"] = party["players"][:2]

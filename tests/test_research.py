@@ -24,10 +24,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import QuietUI, offline_llm
-from ttrpg import event_schema, events, play, research
-from ttrpg.characters import default_party
-from ttrpg.dm import ScriptDM, builtin_script
+from ttrpg import research
+from ttrpg.dm.script import ScriptDM, builtin_script
 from ttrpg.exceptions import ConfigError, UnknownSession
+from ttrpg.game.characters import default_party
+from ttrpg.research import events
+from ttrpg.research import schema as event_schema
+from ttrpg.session import play
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -57,7 +60,7 @@ def _play(session_id, campaign_id, *, players, turns, faults=None):
 
 @pytest.fixture(scope="module")
 def played(fleet):
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     tag = uuid.uuid4().hex[:8]
     campaign = f"camp-{tag}"
@@ -122,7 +125,7 @@ def test_schema_knows_every_event_type_the_code_emits():
 
 
 def test_schema_phases_are_the_graph_phases():
-    from ttrpg.phases import PHASES
+    from ttrpg.turn.phases import PHASES
 
     assert event_schema.PHASES == PHASES
 
@@ -153,7 +156,7 @@ def test_validate_event_reports_what_is_wrong():
 def test_docs_events_md_is_up_to_date():
     doc = ROOT / "docs" / "events.md"
     assert doc.read_text() == event_schema.render_markdown(), \
-        "docs/events.md is stale: run `python -m ttrpg.event_schema`"
+        "docs/events.md is stale: run `python -m ttrpg.research.schema`"
     for name in event_schema.EVENT_TYPES:
         assert f"### {name}" in doc.read_text()
 

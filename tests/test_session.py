@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import QuietUI, offline_llm, run_cli
-from ttrpg import events, play
-from ttrpg.characters import default_party
-from ttrpg.dm import ScriptDM, builtin_script
+from ttrpg.dm.script import ScriptDM, builtin_script
 from ttrpg.exceptions import SessionLocked, UnknownSession
-from ttrpg.session import SessionLock, list_sessions, load_meta
+from ttrpg.game.characters import default_party
+from ttrpg.research import events
+from ttrpg.session import SessionLock, list_sessions, load_meta, play
 
 
 def _party(n):
@@ -147,7 +147,7 @@ def test_player_whisper_never_reaches_a_character_prompt(fleet, redis_client, se
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
-    from ttrpg.fanout import job_id
+    from ttrpg.jobs.fanout import job_id
 
     secret = "The quartermaster is secretly a Consortium spy named Orlo"
     script = builtin_script()

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from ttrpg import events, research
+from ttrpg import research
 from ttrpg.constants import CAMPAIGN_SESSIONS, SESSION_KEY
+from ttrpg.research import events
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,7 +109,7 @@ def _hostile_log(redis, sid: str, campaign: str) -> None:
 
 @pytest.fixture(scope="module")
 def hostile(ttrpg_home):
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     redis = get_redis()
     tag = uuid.uuid4().hex[:8]

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from ttrpg.validation import DEFAULT_CORPUS, MAX_ATTEMPTS, autocorrect, evaluate, find_overreach, strict_instructions
+from ttrpg.game.validation import (
+    MAX_ATTEMPTS,
+    autocorrect,
+    evaluate,
+    find_overreach,
+    strict_instructions,
+)
+
+CORPUS = Path(__file__).resolve().parent / "data" / "overreach_corpus.jsonl"
 
 
 def test_corpus_is_big_varied_and_balanced():
-    rows = [json.loads(line) for line in DEFAULT_CORPUS.read_text().splitlines() if line.strip()]
+    rows = [json.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
     assert len(rows) >= 160
     assert len({r["text"] for r in rows}) == len(rows)
     positives = [r for r in rows if r["overreach"]]
@@ -20,7 +29,7 @@ def test_corpus_is_big_varied_and_balanced():
 
 
 def test_precision_and_recall_on_corpus():
-    result = evaluate()
+    result = evaluate(CORPUS)
     print(f"\noverreach corpus: precision={result['precision']:.3f} recall={result['recall']:.3f} "
           f"tp={result['tp']} fp={result['fp']} fn={result['fn']} tn={result['tn']}")
     for error in result["errors"]:

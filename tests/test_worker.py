@@ -17,8 +17,8 @@ from rq import Retry
 from rq.job import JobStatus
 
 from tests.conftest import processes_mentioning, run_cli
+from ttrpg.fleet import horses, job_queue, live_workers, local_workers, measure_dispatch
 from ttrpg.settings import get_settings
-from ttrpg.worker import horses, job_queue, live_workers, local_workers, measure_dispatch
 
 
 def _wait(predicate, timeout: float, interval: float = 0.02):
@@ -249,7 +249,7 @@ def test_live_workers_sees_a_local_fleet_until_it_stops(queue_name):
 def test_workers_keep_serving_after_a_redis_restart(tmp_path, queue_name):
     import redis
 
-    from ttrpg import embedded
+    from ttrpg.backend import embedded
 
     home = tmp_path / "home"
     url, _ = embedded.start(home)

@@ -97,7 +97,7 @@ OFFLINE_MODEL = "ttrpg-offline"
 """Model name the offline model reports."""
 
 WARM_SPAWN = True
-"""Spawn the next work horse while the worker is idle (see ttrpg.worker)."""
+"""Spawn the next work horse while the worker is idle (see ttrpg.fleet)."""
 
 JOB_MONITORING_INTERVAL_S = 10
 """How often a worker heartbeats while its horse runs a job (RQ default 30). RQ keeps a
@@ -172,7 +172,7 @@ SCRIPT_INTERVENTIONS_MAX = 3
 """How many times a DM script's intervention answer is used for one phase of one turn before
 the session stops (resumable) instead of retrying a phase that keeps failing."""
 
-# --- files and input a user hands ttrpg (ttrpg.jsonfile, ttrpg.play) ---
+# --- files and input a user hands ttrpg (ttrpg.jsonfile, ttrpg.session.play) ---
 
 JSON_FILE_MAX_BYTES = 1_000_000
 """Largest JSON file ttrpg reads from a user (characters, DM scripts): real ones are a few kB;

@@ -87,7 +87,7 @@ def check_redis_url(url: str, name: str = "TTRPG_REDIS_URL") -> str:
     except ValueError:
         problem = "it cannot be parsed as a URL"
     if problem:
-        from ttrpg.connection import mask_url
+        from ttrpg.backend.connection import mask_url
 
         raise ConfigError(f"{name}={mask_url(url)!r} is not a usable Redis URL: {problem}.",
                           hint="Use redis://[:PASSWORD@]HOST:6379/0, rediss://... (TLS) or unix:///path/redis.sock, "

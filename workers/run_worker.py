@@ -1,4 +1,6 @@
-"""Entry point of a fleet worker: ``python -m workers.run_worker`` (systemd, Docker, by hand).
+"""Entry point of a fleet worker, run from a checkout: ``python workers/run_worker.py``.
+
+Not an installed package (``ttrpg worker`` is the installed equivalent).
 
 Everything comes from the environment (see ``workers/worker.env.example``); it is the same
 worker as ``ttrpg worker``. Run it exec-form / as the unit's main process so that SIGTERM
@@ -13,8 +15,8 @@ import sys
 def main() -> int:
     from ttrpg.cli import private_umask, report_error
     from ttrpg.exceptions import TTRPGError
+    from ttrpg.fleet import DEFAULT_WORKER_CLASS, run_worker
     from ttrpg.settings import get_settings
-    from ttrpg.worker import DEFAULT_WORKER_CLASS, run_worker
 
     private_umask()
     try:

@@ -10,8 +10,8 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Fewer repetitions and a short session (about a minute)."),
 ) -> None:
     """Measure start-up, job dispatch per worker class, fan-out, checkpoints, turn overhead, resume, memory."""
-    from ttrpg import bench as lib
     from ttrpg.console import err, out, print_json
+    from ttrpg.ops import bench as lib
 
     with err().status("benchmarking...") as status:
         figures = lib.run(quick=quick, progress=lambda msg: status.update(f"benchmarking: {msg}"))
@@ -79,8 +79,8 @@ def drill(
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
 ) -> None:
     """Play seeded sessions while killing the DM, workers and Redis, and injecting LLM faults."""
-    from ttrpg import drill as lib
     from ttrpg.console import err, out, print_json
+    from ttrpg.ops import drill as lib
 
     with err().status("drilling...") as status:
         result = lib.run(trials=trials, seed=seed, turns=turns, progress=lambda m: status.update(m))

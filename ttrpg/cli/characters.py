@@ -18,8 +18,8 @@ app = typer.Typer(help="Check party files (characters.json).", no_args_is_help=T
 @app.command()
 def check(file: Path = typer.Argument(..., help="The characters.json to validate.")) -> None:
     """Validate FILE and print a short summary of the party (exit 2 if it is invalid)."""
-    from ttrpg.characters import load_party
     from ttrpg.console import err
+    from ttrpg.game.characters import load_party
 
     party = load_party(file)
     ship = party.ship

@@ -84,7 +84,7 @@ def export(
 ) -> None:
     """Export the events of a session (or of a campaign's sessions) as JSONL or CSV."""
     from ttrpg import research
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.exceptions import ConfigError
 
     if bool(session) == bool(campaign):
@@ -111,7 +111,7 @@ def transcript(
 ) -> None:
     """The story of a session, turn by turn: narration, actions, dice, outcomes, reactions."""
     from ttrpg import research
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     _write(research.transcript(get_redis(), session, fmt=fmt.lower()), out, "the transcript")
 
@@ -123,7 +123,7 @@ def watch(
 ) -> None:
     """Follow a session's events live until it ends (Ctrl-C stops watching)."""
     from ttrpg import research
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.console import err, out, text
 
     redis = get_redis()
@@ -141,7 +141,7 @@ def report(
 ) -> None:
     """Numbers of a session: phase durations, model calls, retries, validation, tokens, consensus."""
     from ttrpg import research
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.console import assemble, err, out, print_json
 
     rep = research.report(get_redis(), session)

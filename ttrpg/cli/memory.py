@@ -27,7 +27,7 @@ def query_cmd(
 ) -> None:
     """Memories relevant to TEXT, best first (relevance x confidence), with where they came from."""
     from ttrpg import memory
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.console import err, print_json
 
     rows = memory.query(get_redis(), campaign, text, scopes=list(scope) if scope else None, limit=limit,
@@ -51,7 +51,7 @@ def list_cmd(
 ) -> None:
     """A campaign's memories, newest first (superseded ones included, marked)."""
     from ttrpg import memory
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.console import err, print_json, text
 
     rows = memory.list_memories(get_redis(), campaign, scope=scope, limit=limit)
@@ -72,7 +72,7 @@ def bench_cmd(
 ) -> None:
     """Time memory queries against N synthetic memories (a throwaway campaign, removed after)."""
     from ttrpg import memory
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.console import err, print_json
 
     figures = memory.bench_query(get_redis(), n=n, queries=queries)

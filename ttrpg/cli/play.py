@@ -40,13 +40,13 @@ def play(
     worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
 ) -> None:
     """Run an interactive session as the DM (Ctrl-C pauses; `ttrpg resume` continues)."""
-    from ttrpg import play as lib
+    from ttrpg.session import play as lib
 
     lib.check_options(turns=turns, players=players, workers=workers, latency_ms=latency, seed=seed)
-    from ttrpg.characters import default_party, load_party
-    from ttrpg.dm import ScriptDM, load_script
+    from ttrpg.dm import KeyboardDM
+    from ttrpg.dm.script import ScriptDM, load_script
+    from ttrpg.game.characters import default_party, load_party
     from ttrpg.settings import get_settings
-    from ttrpg.ui import KeyboardDM
 
     settings = get_settings()
     party = lib.select_players((load_party(characters) if characters else default_party()).to_state(), players)
@@ -70,7 +70,7 @@ def resume(
                                                             "started with a DM script."),
 ) -> None:
     """Continue a session exactly where it stopped: a recap of the turn so far, then the pending DM question."""
-    from ttrpg import play as lib
+    from ttrpg.session import play as lib
 
     lib.check_options(workers=workers)
     try:
@@ -91,7 +91,7 @@ def demo(
     worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
 ) -> None:
     """Play the built-in scripted session with the built-in crew and offline AI players."""
-    from ttrpg import play as lib
+    from ttrpg.session import play as lib
 
     lib.check_options(turns=turns, players=players, workers=workers, latency_ms=latency, seed=seed)
     try:

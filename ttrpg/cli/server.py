@@ -11,7 +11,7 @@ app = typer.Typer(help="Manage ttrpg's embedded Redis server (unix socket, AOF, 
 @app.command()
 def start() -> None:
     """Start the embedded Redis (a no-op if it already runs)."""
-    from ttrpg import embedded
+    from ttrpg.backend import embedded
     from ttrpg.console import err
     from ttrpg.settings import get_settings
 
@@ -25,7 +25,7 @@ def start() -> None:
 @app.command()
 def stop() -> None:
     """Stop the embedded Redis cleanly (its data stays on disk)."""
-    from ttrpg import embedded
+    from ttrpg.backend import embedded
     from ttrpg.console import err
     from ttrpg.settings import get_settings
 
@@ -36,13 +36,13 @@ def stop() -> None:
 @app.command()
 def status(json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout.")) -> None:
     """Show URL, pid, version, modules, memory and AOF state of the Redis ttrpg uses."""
-    from ttrpg import embedded
+    from ttrpg.backend import embedded
     from ttrpg.console import out, print_json
     from ttrpg.settings import get_settings
 
     settings = get_settings()
     if settings.redis_url:
-        from ttrpg.connection import get_redis, mask_url
+        from ttrpg.backend.connection import get_redis, mask_url
 
         info = {"embedded": False, "url": mask_url(settings.redis_url), "running": True}
         info.update(embedded.server_info(get_redis(settings, socket_timeout=10)))

@@ -11,7 +11,7 @@ def sessions(json_out: bool = typer.Option(False, "--json", help="Print JSON on 
 
     from rich.table import Table
 
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.console import out, print_json, text
     from ttrpg.session import list_sessions
 
@@ -37,7 +37,7 @@ def status(
     being asked, and in-flight jobs."""
     from rich.table import Table
 
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.console import out, print_json, text
     from ttrpg.session import check_session_id, session_status
     from ttrpg.vocabulary import SESSION_STATES

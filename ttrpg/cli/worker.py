@@ -38,8 +38,8 @@ def worker(
     several), TTRPG_WORKER_CLASS, TTRPG_WORKER_NAME, OPENAI_API_KEY, OPENAI_BASE_URL,
     TTRPG_MODEL and TTRPG_WARM_SPAWN (0 = spawn each horse only when its job arrives).
     """
+    from ttrpg.fleet import run_worker
     from ttrpg.settings import get_settings
-    from ttrpg.worker import run_worker
 
     settings = get_settings()
     if not queues:

@@ -27,7 +27,7 @@ def workers(
     if ctx.invoked_subcommand is not None:
         return
     from ttrpg.console import out, print_json
-    from ttrpg.fleet import fleet_status
+    from ttrpg.fleet.monitor import fleet_status
 
     info = fleet_status(None, queues or None, all_queues=all_queues, limit=limit)
     if json_out:
@@ -45,7 +45,7 @@ def failed(
 ) -> None:
     """List failed jobs with the last line of their error, newest first; --requeue retries them all."""
     from ttrpg.console import err, out, print_json
-    from ttrpg.fleet import failed_jobs, requeue_failed_jobs
+    from ttrpg.fleet.monitor import failed_jobs, requeue_failed_jobs
 
     if requeue:
         ids = requeue_failed_jobs(None, queues or None, all_queues=all_queues)

@@ -32,7 +32,6 @@ from ttrpg.constants import SESSION_LOCK
 from ttrpg.exceptions import LockLost, SessionLocked
 from ttrpg.process import pid_alive
 
-
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 

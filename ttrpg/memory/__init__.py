@@ -25,8 +25,8 @@ latest clock value when the session first stores or recalls) and ``cturn = offse
 **Search.** Our own RediSearch index (:data:`ttrpg.constants.MEMORY_INDEX`, ``FT.CREATE ...
 ON JSON PREFIX 1 ttrpg:memory:``) over text (TEXT), entities / campaign / scope / source /
 status / kind / session (TAG) and turn / cturn / created_at (NUMERIC). LangGraph's
-RedisStore is not used (see DESIGN.md: no full-text search, filters after LIMIT). User text
-never reaches the query syntax: it is cut into plain alphanumeric words, stopwords are
+RedisStore is not used (it has no full-text search without embeddings, and applies filters
+after LIMIT). User text never reaches the query syntax: it is cut into plain alphanumeric words, stopwords are
 dropped, tags are backslash-escaped, and a query with nothing left finds nothing (a
 stopword-only ``@text:(the)`` would otherwise match every document). Results are ordered by
 ``relevance * effective confidence`` where relevance mixes the normalised BM25 score with the
@@ -511,7 +511,7 @@ def store(redis, campaign_id: str, *, scope: str, text: str, source: str, turn: 
     ``id`` defaults to a hash of (session, turn, scope, source, text), so storing the same
     thing twice keeps one memory. ``entities`` default to :func:`extract_entities` of the
     text. ``confidence`` defaults to the source's base. ``events`` (an
-    :class:`ttrpg.events.EventLog`) receives ``memory_conflict`` events. Returns the stored
+    :class:`ttrpg.research.events.EventLog`) receives ``memory_conflict`` events. Returns the stored
     document (the existing one when the id was already stored).
     """
     check_scope(scope)
@@ -988,7 +988,7 @@ def store_session_end(ctx, state: dict) -> list[dict]:
 def _emit_stored(events, prefix: str, turn: int, stored: list[dict], triggers: list[str],
                  new_entities: list[str] | None = None) -> None:
     """One ``memory_stored`` event per memory (id ``<prefix>:<memory id>``, the schema of
-    ttrpg.event_schema), each carrying the counts of the whole turn."""
+    ttrpg.research.schema), each carrying the counts of the whole turn."""
     by_scope: dict[str, int] = {}
     for m in stored:
         by_scope[m["scope"]] = by_scope.get(m["scope"], 0) + 1

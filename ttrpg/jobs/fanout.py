@@ -14,7 +14,7 @@ Waiting is one ``XREAD BLOCK`` over the result streams of all pending jobs: no p
 woken within milliseconds of a job finishing. While waiting, the started-job registry is
 swept every :data:`ttrpg.defaults.REGISTRY_CLEANUP_INTERVAL_S` so a job abandoned by a
 SIGKILLed worker is re-queued (RQ ``Retry``) instead of stalling the turn. The sweep reads
-jobs as :class:`ttrpg.worker.AllowListedJob`: RQ's own class would import and call any
+jobs as :class:`ttrpg.fleet.AllowListedJob`: RQ's own class would import and call any
 failure callback, and send any webhook, that a job written into Redis names.
 
 With ``on_progress``, the wait wakes every :data:`ttrpg.defaults.PROGRESS_INTERVAL_S` to
@@ -268,12 +268,12 @@ def _wait(redis, queue, jobs: dict, phase: str, timeout: float, progress: _Progr
 def sweep_abandoned(queue) -> None:
     """Re-queue (RQ ``Retry``) or fail the jobs of ``queue`` whose worker died under them.
 
-    Jobs are read as :class:`ttrpg.worker.AllowListedJob`: RQ's default class would import and
+    Jobs are read as :class:`ttrpg.fleet.AllowListedJob`: RQ's default class would import and
     call the failure callback, and send the webhooks, named by any job left in the registry.
     """
     from rq.registry import StartedJobRegistry
 
-    from ttrpg.worker import AllowListedJob
+    from ttrpg.fleet import AllowListedJob
 
     StartedJobRegistry(queue=queue, job_class=AllowListedJob).cleanup()
 

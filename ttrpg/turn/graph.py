@@ -16,7 +16,7 @@
 
 An ``ask_*`` node only asks the DM and checks the answer (it loops to itself while the answer
 is refused); the work node after it uses the answer and goes back to the question if the
-stored answer turns out unusable (:mod:`ttrpg.phases`).
+stored answer turns out unusable (:mod:`ttrpg.turn.phases`).
 
 One LangGraph thread per session id. Every step is checkpointed synchronously
 (``durability="sync"``): with async durability a SIGKILL can lose the checkpoint of the step
@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from langgraph.graph import END, StateGraph
 
-from ttrpg import phases
-from ttrpg.checkpoint import make_saver  # noqa: F401  (re-exported)
-from ttrpg.state import TurnState
+from ttrpg.turn import phases
+from ttrpg.turn.checkpoint import make_saver  # noqa: F401  (re-exported)
+from ttrpg.turn.state import TurnState
 
 
 def build_graph():

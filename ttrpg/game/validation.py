@@ -41,7 +41,6 @@ Kind = Literal["outcome", "other_reaction", "future"]
 MAX_ATTEMPTS = 3
 """How many times the graph asks the model for an action before autocorrecting it."""
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "overreach_corpus.jsonl"
 
 
 class Violation(TypedDict):
@@ -503,13 +502,13 @@ def _needs_review(corrected: str) -> bool:
 
 # --------------------------------------------------------------------------- evaluation
 
-def evaluate(corpus_path: str | Path | None = None) -> dict:
+def evaluate(corpus_path: str | Path) -> dict:
     """Precision, recall and the confusion counts of :func:`find_overreach` on a corpus.
 
     The corpus is JSON lines ``{"text", "overreach": bool, "kind"}``; a text counts as
     flagged when at least one violation is found.
     """
-    path = Path(corpus_path) if corpus_path is not None else DEFAULT_CORPUS
+    path = Path(corpus_path)
     tp = fp = fn = tn = 0
     misses: list[dict] = []
     for line in path.read_text(encoding="utf-8").splitlines():

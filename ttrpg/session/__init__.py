@@ -7,7 +7,7 @@ asks the DM (keyboard or script), resumes the graph with the answer, and so on.
 When a phase raises, the graph is left at its last checkpoint, the one before the failed
 phase: that is the rollback. The driver records the failure and runs the phase again; a
 phase that failed twice asks the DM to intervene before it runs again (see
-:func:`ttrpg.phases.phase`).
+:func:`ttrpg.turn.phases.phase`).
 
 Only one process drives a session at a time: :class:`SessionLock` (``SET NX PX``, renewed
 by a thread, released on exit, expiring after a crash).
@@ -28,17 +28,17 @@ from dataclasses import dataclass
 import redis as redis_lib
 from langgraph.types import Command
 
-from ttrpg import defaults, memory, phases, questions
-from ttrpg.checkpoint import make_saver
+from ttrpg import defaults, exceptions, memory
 from ttrpg.constants import CAMPAIGN_SESSIONS, SESSION_KEY, SESSION_LOCK, SESSIONS_INDEX
-from ttrpg.events import EventLog, Mirror
-from ttrpg import exceptions
 from ttrpg.exceptions import ConfigError, DMScriptError, RedisUnavailable, UnknownSession
-from ttrpg.graph import compile_graph
-from ttrpg.phases import TurnContext
-from ttrpg.vocabulary import phase_label, phase_of, question_words
-from ttrpg.lock import SessionLock  # noqa: F401  (re-exported: callers import it from here)
 from ttrpg.process import pid_alive
+from ttrpg.research.events import EventLog, Mirror
+from ttrpg.session.lock import SessionLock  # noqa: F401  (re-exported: callers import it from here)
+from ttrpg.turn import phases, questions
+from ttrpg.turn.checkpoint import make_saver
+from ttrpg.turn.graph import compile_graph
+from ttrpg.turn.phases import TurnContext
+from ttrpg.vocabulary import phase_label, phase_of, question_words
 
 #: Errors that stop the driver instead of counting as a failed phase.
 _STOPS: tuple[type[BaseException], ...] = (RedisUnavailable, DMScriptError) + tuple(
@@ -431,7 +431,7 @@ def _drill_kill(node: str, turn: int, target: str | None) -> None:
 @contextmanager
 def workers_for(settings, n: int, worker_class: str | None = None):
     """Start ``n`` local workers unless a live worker already serves the queue."""
-    from ttrpg import worker
+    from ttrpg import fleet as worker
 
     live = worker.live_workers([settings.queue], settings)
     if live or n <= 0:

@@ -81,13 +81,13 @@ class Drill:
     def __init__(self, settings: Settings, turns: int = 2, progress=None):
         self.settings, self.turns = settings, turns
         self.say = progress or (lambda msg: None)
-        from ttrpg.connection import get_redis
+        from ttrpg.backend.connection import get_redis
 
         self.redis = get_redis(settings)
         self.clean: dict[int, list[dict]] = {}
 
     def _log(self, sid):
-        from ttrpg import events
+        from ttrpg.research import events
 
         return events.all_events(self.redis, sid)
 
@@ -122,7 +122,7 @@ class Drill:
         elif kind == "redis_restart":
             if self.settings.redis_url:
                 return {"kind": kind, "seed": seed, "skipped": "external Redis: not restarted by a drill"}
-            from ttrpg import embedded
+            from ttrpg.backend import embedded
 
             proc = subprocess.Popen(_demo_argv(sid, seed, self.turns, ["--latency", "300"]),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -162,7 +162,7 @@ class Drill:
         return False
 
     def _kill_busy_worker(self, sid, fleet, rng) -> int | None:
-        from ttrpg.worker import live_workers
+        from ttrpg.fleet import live_workers
 
         self._wait_for(sid, lambda log: sum(e["event_type"] == "job_enqueued" for e in log) >= 2, 120)
         time.sleep(rng.uniform(0.1, 0.4))
@@ -186,7 +186,7 @@ class _Fleet:
         return self
 
     def _start(self, n):
-        from ttrpg.worker import local_workers
+        from ttrpg.fleet import local_workers
 
         cm = local_workers(n, [self.settings.queue], "warm", self.settings)
         fleet = cm.__enter__()

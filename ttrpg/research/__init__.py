@@ -8,7 +8,7 @@
   tokens and consensus of a session, computed from its events alone;
 * :func:`watch`: print a session's events as they arrive (catching up first if asked).
 
-Everything here reads the Redis Stream (:mod:`ttrpg.events`) only, so it works on any
+Everything here reads the Redis Stream (:mod:`ttrpg.research.events`) only, so it works on any
 machine that reaches the session's Redis, during or after play.
 
 Every text in a log came from a model, a server, a file or the DM. Exports keep it exactly;
@@ -29,11 +29,11 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Iterable
 
-from ttrpg import events as _events
 from ttrpg.console import clean_text, one_line
 from ttrpg.constants import CAMPAIGN_SESSIONS, EVENTS_STREAM, SESSION_KEY
-from ttrpg.event_schema import COMMON_NAMES, EVENT_TYPES, PHASES
 from ttrpg.exceptions import ConfigError
+from ttrpg.research import events as _events
+from ttrpg.research.schema import COMMON_NAMES, EVENT_TYPES, PHASES
 from ttrpg.vocabulary import QUESTIONS, phase_label
 
 FORMATS = ("jsonl", "csv")
@@ -147,7 +147,7 @@ def to_csv(rows: list[dict]) -> str:
 def _characters_from_state(redis, session_id: str) -> tuple[dict, dict]:
     """Fallback for logs whose ``session_started`` lacks ``characters``: the checkpointed party."""
     try:
-        from ttrpg.graph import compile_graph, make_saver
+        from ttrpg.turn.graph import compile_graph, make_saver
 
         values = compile_graph(make_saver(redis)).get_state({"configurable": {"thread_id": session_id}}).values
     except Exception:  # no checkpoint (pruned, other Redis): ids stay ids

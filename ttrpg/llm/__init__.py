@@ -10,7 +10,7 @@ So only the SDK's *transient* error classes are retried; everything else is eith
 to a permanent error at once or propagates untouched.
 
 A real server's context limit is met twice: prompts are fitted to ``cfg["context_window"]``
-before sending (the window asked of the server by :mod:`ttrpg.model_info` when
+before sending (the window asked of the server by :mod:`ttrpg.llm.model_info` when
 ``TTRPG_CONTEXT_WINDOW`` is unset), and a refusal anyway (token estimates are rough) is
 answered by shrinking the prompt, never by sending it again unchanged.
 
@@ -37,9 +37,9 @@ import openai
 import tenacity
 
 from ttrpg import defaults
+from ttrpg.exceptions import ContextLengthError, LLMError, LLMPermanentError, LLMTransientError
 from ttrpg.offline import FAULT_KINDS, OFFLINE_MODEL, OfflineTransport
 from ttrpg.prompts import estimate_text_tokens, estimate_tokens, fit_to_context
-from ttrpg.exceptions import ContextLengthError, LLMError, LLMPermanentError, LLMTransientError
 
 __all__ = ["LLMConfig", "make_config", "make_client", "complete", "endpoint_for_job", "normalize_base_url",
            "RetryCallback", "ShrinkCallback", "AttemptCallback", "LLMError", "LLMPermanentError",

@@ -5,7 +5,7 @@ to Redis is not code execution on the fleet. Arguments and results are plain JSO
 JSON serializer; no pickle).
 
 This module is imported by every warm work horse before its job arrives, together with
-``openai``, so that a job starts in milliseconds (see :mod:`ttrpg.worker`).
+``openai``, so that a job starts in milliseconds (see :mod:`ttrpg.fleet`).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def ask_player(request: dict) -> dict:
     :func:`ttrpg.llm.endpoint_for_job`).
 
     While it runs, the job's ``meta`` says how far it is, for the DM's screen
-    (:func:`ttrpg.fanout.run_jobs` ``on_progress``): ``{"progress": "thinking" | "retrying",
+    (:func:`ttrpg.jobs.fanout.run_jobs` ``on_progress``): ``{"progress": "thinking" | "retrying",
     "detail": "rate limit, retry 2 in 5 s", "attempt": n}``, one small Redis write per HTTP
     attempt and per retry.
     """
@@ -85,7 +85,7 @@ def ask_player(request: dict) -> dict:
     from ttrpg import llm
     from ttrpg.constants import JOB_EXECUTIONS, JOB_REPLY
     from ttrpg.defaults import JOB_RESULT_TTL_S
-    from ttrpg.events import EventLog
+    from ttrpg.research.events import EventLog
     from ttrpg.settings import get_settings
 
     job = get_current_job()

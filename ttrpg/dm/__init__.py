@@ -3,7 +3,7 @@
 :class:`StoryUI` renders each phase as it completes (narration and character lines as
 panels, dice as a table, a live line per AI player while it thinks, a recap on resume).
 :class:`KeyboardDM` asks the DM the graph's questions. Every answer is checked where it is
-typed, with the contracts of :mod:`ttrpg.questions`: a wrong answer is asked again with the
+typed, with the contracts of :mod:`ttrpg.turn.questions`: a wrong answer is asked again with the
 reason and what is allowed, so nothing invalid reaches the graph.
 
 Everything a model, a file or the DM wrote is printed as text (:func:`ttrpg.console.text`):
@@ -20,8 +20,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ttrpg import questions
 from ttrpg.console import clean_text, err, out, text
+from ttrpg.turn import questions
 from ttrpg.vocabulary import QUESTIONS, phase_label, question_words
 
 COMMANDS = {

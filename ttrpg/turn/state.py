@@ -1,7 +1,8 @@
 """The turn state: plain JSON-like data, typed for readers, checkpointed after every phase.
 
 Plain dicts and lists only (no pydantic, enums, tuples or datetimes): they round-trip through
-the Redis checkpointer unchanged in any process (see DESIGN.md, "Pydantic models in state").
+the Redis checkpointer unchanged in any process (pydantic models in the state would need an
+allow-list on the serializer to load in a fresh process; enums and datetimes come back as strings).
 Each phase returns only the keys it changes.
 """
 
@@ -17,7 +18,7 @@ class Roll(TypedDict, total=False):
     dice: list[int]          # as rolled (the base dice plus one per successful helper)
     helpers: list[dict]      # [{"player", "die", "success"}]
     overridden: bool
-    result: dict             # ttrpg.dice.resolve_roll(...)
+    result: dict             # ttrpg.game.dice.resolve_roll(...)
 
 
 class TurnState(TypedDict, total=False):
@@ -51,6 +52,6 @@ class TurnState(TypedDict, total=False):
     manual: dict[str, dict[str, str]]   # phase -> pid -> line typed by the DM
     turn_ended: bool                 # DM ended the turn early: remaining phases pass
     tokens: dict[str, int]           # tokens used this turn
-    answers: dict[str, dict]          # question kind -> {"value", "meta", "question"} (ttrpg.phases.asking)
+    answers: dict[str, dict]          # question kind -> {"value", "meta", "question"} (ttrpg.turn.phases.asking)
     dm_error: str | None              # why the DM's last answer was refused: the question is asked again
     extra: dict[str, Any]

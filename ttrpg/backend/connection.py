@@ -2,7 +2,7 @@
 
 With ``TTRPG_REDIS_URL`` (or ``REDIS_URL``) set, ttrpg uses that server and checks, before
 doing anything else, that it answers and has the RedisJSON and RediSearch modules. Without
-one, it starts (or reuses) the embedded server (:mod:`ttrpg.embedded`).
+one, it starts (or reuses) the embedded server (:mod:`ttrpg.backend.embedded`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def redis_url(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     if settings.redis_url:
         return settings.redis_url
-    from ttrpg import embedded
+    from ttrpg.backend import embedded
 
     return embedded.ensure_running(settings.home)
 

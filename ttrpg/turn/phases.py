@@ -3,7 +3,7 @@
 Two sorts of graph nodes (names in :mod:`ttrpg.vocabulary`):
 
 * **ask nodes** (``ask_<kind>``, built by :func:`asking`) put one question to the DM with
-  ``interrupt()``, check the answer against its contract (:mod:`ttrpg.questions`) and store
+  ``interrupt()``, check the answer against its contract (:mod:`ttrpg.turn.questions`) and store
   it in the state. A refused answer is asked again with the reason. They do no other work,
   so nothing that fails later can trap a DM answer in the checkpoint's pending writes (a
   node that consumed an ``interrupt()`` answer and then raised gets the same answer back on
@@ -28,12 +28,14 @@ from typing import Any, Callable
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from ttrpg import consensus, dice, memory, prompts, questions, validation
+from ttrpg import memory, prompts
 from ttrpg.constants import SESSION_KEY
-from ttrpg.dm import judge_approach
-from ttrpg.events import EventLog
-from ttrpg.fanout import run_jobs
-from ttrpg.state import TurnState
+from ttrpg.dm.script import judge_approach
+from ttrpg.game import consensus, dice, validation
+from ttrpg.jobs.fanout import run_jobs
+from ttrpg.research.events import EventLog
+from ttrpg.turn import questions
+from ttrpg.turn.state import TurnState
 from ttrpg.vocabulary import ASK_NODES, PHASES, QUESTIONS
 
 HISTORY_KEPT = 30
@@ -49,7 +51,7 @@ class TurnContext:
     memory: Any = None
     phase_timeout: float = 180.0
     extra: dict = field(default_factory=dict)
-    fence: Any = None  # ttrpg.lock.Fence of the driver's session lock, when driven under one
+    fence: Any = None  # ttrpg.session.lock.Fence of the driver's session lock, when driven under one
 
     def check_lock(self) -> None:
         """Stop before any work if the driver lost its session lock (no Redis round trip)."""

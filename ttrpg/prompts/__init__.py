@@ -401,7 +401,7 @@ def character_action_messages(entry: Mapping[str, Any], ship: Mapping[str, Any] 
 
     ``attempt`` counts from 1; from attempt 2 on, the reasons the last reply was rejected
     (``violations``) and stricter instructions are included. ``extra_instructions`` is meant to
-    come from ``ttrpg.validation.strict_instructions(attempt)``; when it is empty on a retry a
+    come from ``ttrpg.game.validation.strict_instructions(attempt)``; when it is empty on a retry a
     built-in stricter wording is used, so a retry is never weaker than the first try.
     """
     c = _character(entry)

@@ -49,16 +49,16 @@ def cli_startup(runs: int = 10) -> dict:
 
 
 def dispatch(classes=("warm", "spawn", "fork", "simple"), n: int = 15, settings: Settings | None = None) -> dict:
-    from ttrpg.worker import measure_dispatch
+    from ttrpg.fleet import measure_dispatch
 
     return {cls: measure_dispatch(cls, n, settings) for cls in classes}
 
 
 def fanout(players: int = 4, latency_ms: int = 500, runs: int = 5, settings: Settings | None = None) -> dict:
-    from ttrpg.connection import get_redis
-    from ttrpg.fanout import run_jobs
-    from ttrpg.play import llm_config
-    from ttrpg.worker import local_workers
+    from ttrpg.backend.connection import get_redis
+    from ttrpg.fleet import local_workers
+    from ttrpg.jobs.fanout import run_jobs
+    from ttrpg.session.play import llm_config
 
     settings = settings or get_settings()
     redis = get_redis(settings)
@@ -88,9 +88,9 @@ def fanout(players: int = 4, latency_ms: int = 500, runs: int = 5, settings: Set
 def checkpoint_put(n: int = 200, settings: Settings | None = None) -> dict:
     from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 
-    from ttrpg.characters import default_party
-    from ttrpg.connection import get_redis
-    from ttrpg.checkpoint import make_saver
+    from ttrpg.backend.connection import get_redis
+    from ttrpg.game.characters import default_party
+    from ttrpg.turn.checkpoint import make_saver
 
     saver = make_saver(get_redis(settings or get_settings()))
     thread = f"bench-ckpt-{uuid.uuid4().hex[:8]}"
@@ -115,7 +115,7 @@ class _StopAt:
     """A script DM that pauses the session (as Ctrl-C would) at a given turn's narration."""
 
     def __init__(self, script: dict, stop_turn: int):
-        from ttrpg.dm import ScriptDM
+        from ttrpg.dm.script import ScriptDM
 
         self.inner, self.stop_turn = ScriptDM(script), stop_turn
 
@@ -135,11 +135,12 @@ class _Quiet:
 
 def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | None = None) -> dict:
     """One long session, zero-latency model: per-turn wall time early vs late, and resume cost."""
-    from ttrpg import events, play
-    from ttrpg.characters import default_party
-    from ttrpg.connection import get_redis
-    from ttrpg.dm import builtin_script
-    from ttrpg.worker import local_workers
+    from ttrpg.backend.connection import get_redis
+    from ttrpg.dm.script import builtin_script
+    from ttrpg.fleet import local_workers
+    from ttrpg.game.characters import default_party
+    from ttrpg.research import events
+    from ttrpg.session import play
 
     settings = settings or get_settings()
     redis = get_redis(settings)
@@ -214,7 +215,7 @@ def _forget_session(redis, sid: str) -> None:
 
 def memory_query(n: int = 10_000, settings: Settings | None = None) -> dict | None:
     from ttrpg import memory
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     bench = getattr(memory, "bench_query", None)
     return bench(get_redis(settings or get_settings()), n=n) if bench else None

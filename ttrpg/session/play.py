@@ -2,7 +2,7 @@
 
 Each function takes plain arguments, so tests and scripts use them without the CLI::
 
-    from ttrpg.play import demo
+    from ttrpg.session.play import demo
     final = demo(session_id="try-1", turns=2, players=2)
 """
 
@@ -105,7 +105,7 @@ def llm_config(settings: Settings, *, offline: bool, model: str | None = None, l
                              hint="Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server), or pass --offline.")
     window = settings.context_window
     if not window:  # ask the server (llama.cpp /props, Ollama /api/show, vLLM, LM Studio)
-        from ttrpg.model_info import context_window
+        from ttrpg.llm.model_info import context_window
 
         window = context_window(settings.openai_base_url, model, settings.openai_api_key)
     return {"model": model, "base_url": settings.openai_base_url, "offline": False, "latency_ms": 0,
@@ -119,7 +119,7 @@ def start(*, session_id: str | None, campaign_id: str | None, party: dict, llm: 
           workers: int | None = None, worker_class: str | None = None, settings: Settings | None = None) -> dict:
     """Create a session and drive it to its end (or Ctrl-C); returns the final state."""
     from ttrpg import session
-    from ttrpg.connection import get_redis
+    from ttrpg.backend.connection import get_redis
 
     check_options(turns=max_turns, workers=workers, seed=seed, players=len(party.get("players") or []) or None)
     settings = settings or get_settings()
@@ -139,8 +139,8 @@ def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | No
     """Continue a session exactly where it stopped (its DM script, if it had one, continues too,
     unless ``keyboard``)."""
     from ttrpg import session
-    from ttrpg.connection import get_redis
-    from ttrpg.dm import ScriptDM
+    from ttrpg.backend.connection import get_redis
+    from ttrpg.dm.script import ScriptDM
 
     check_options(workers=workers)
     settings = settings or get_settings()
@@ -155,7 +155,7 @@ def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | No
         if script and not keyboard:
             dm = ScriptDM(script)
         else:
-            from ttrpg.ui import KeyboardDM
+            from ttrpg.dm import KeyboardDM
 
             dm = KeyboardDM()
     return _drive(redis, sid, dm, ui, settings, None, workers if workers is not None else int(meta.get("players", 1)),
@@ -164,7 +164,7 @@ def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | No
 
 def _drive(redis, sid, dm, ui, settings, initial, workers, worker_class) -> dict:
     from ttrpg import session
-    from ttrpg.ui import StoryUI
+    from ttrpg.dm import StoryUI
 
     with session.SessionLock(redis, sid) as lock:
         with session.workers_for(settings, workers, worker_class):
@@ -181,8 +181,8 @@ def demo(*, session_id: str | None = None, turns: int = 3, players: int = 4, lat
          faults: dict | None = None, seed: int = 7, model: str | None = None, ui=None, workers: int | None = None,
          worker_class: str | None = None, settings: Settings | None = None) -> dict:
     """The built-in scripted session with the built-in crew (offline unless ``model`` is given)."""
-    from ttrpg.characters import default_party
-    from ttrpg.dm import ScriptDM, builtin_script
+    from ttrpg.dm.script import ScriptDM, builtin_script
+    from ttrpg.game.characters import default_party
 
     check_options(turns=turns, players=players, workers=workers, latency_ms=latency_ms, seed=seed)
     settings = settings or get_settings()
