@@ -26,6 +26,7 @@ def ttrpg_home(tmp_path_factory):
     for k in ("TTRPG_REDIS_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL"):
         os.environ.pop(k, None)
     os.environ["TTRPG_HOME"] = str(home)
+    os.environ["TTRPG_CHECK_EVENTS"] = "1"  # every event is checked against docs/events.md as it is emitted
     os.environ["TTRPG_LOG_DIR"] = str(home / "research_logs")
     from ttrpg.backend import embedded
 
@@ -78,7 +79,7 @@ def fleet(ttrpg_home, request):
     Yields the queue name; TTRPG_QUEUE is exported while the module runs so sessions and
     child processes use it.
     """
-    from ttrpg.fleet import local_workers
+    from ttrpg.fleet.local import local_workers
     from ttrpg.settings import get_settings
 
     name = "m-" + uuid.uuid4().hex[:10]
@@ -95,11 +96,11 @@ def fleet(ttrpg_home, request):
 
 
 def offline_llm(**kw) -> dict:
-    from ttrpg.session.play import llm_config
+    from ttrpg.llm.config import make_config
     from ttrpg.settings import get_settings
 
     kw.setdefault("seed", 3)
-    return llm_config(get_settings(), offline=True, **kw)
+    return make_config(settings=get_settings(), offline=True, **kw)
 
 
 class QuietUI:
@@ -140,3 +141,15 @@ def processes_mentioning(text: str) -> list[int]:
         if text.encode() in cmdline and stat[stat.rindex(b")") + 2:][:1] != b"Z":
             found.append(int(entry))
     return found
+
+
+@pytest.fixture
+def unchecked_events(monkeypatch):
+    """For tests that write hand-made events (not ttrpg's own) straight into a stream."""
+    from ttrpg.research import events
+
+    monkeypatch.setenv("TTRPG_CHECK_EVENTS", "0")
+    events._checking.cache_clear()
+    yield
+    monkeypatch.undo()
+    events._checking.cache_clear()

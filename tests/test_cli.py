@@ -59,7 +59,7 @@ def test_play_players_and_private_logs(tmp_path, redis_client, queue_name):
     import uuid
 
     from tests.conftest import ROOT
-    from ttrpg.session import meta_key
+    from ttrpg.session.store import meta_key
 
     sid = "cli-" + uuid.uuid4().hex[:8]
     logs = tmp_path / "logs"

@@ -13,6 +13,9 @@ from ttrpg.exceptions import LockLost
 from ttrpg.research import events
 from ttrpg.session.lock import Fence, SessionLock
 
+# These tests write hand-made events (sample fields, ticks), not ttrpg's own.
+pytestmark = pytest.mark.usefixtures("unchecked_events")
+
 
 def test_emit_once_per_id_unfenced(redis_client, session_id):
     """Workers and tools emit without a fence, as before."""

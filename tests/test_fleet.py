@@ -30,7 +30,9 @@ from rq.job import JobStatus
 
 from tests.conftest import ROOT, processes_mentioning, run_cli
 from ttrpg import defaults
-from ttrpg.fleet import horses, job_queue, live_workers, local_workers
+from ttrpg.fleet.horse import horses
+from ttrpg.fleet.local import live_workers, local_workers
+from ttrpg.jobs.allowlist import job_queue
 
 SYSTEMD = ROOT / "systemd"
 WORKER_UNIT = SYSTEMD / "ttrpg-worker@.service"
@@ -364,7 +366,7 @@ def test_sigterm_from_the_service_manager_lets_the_job_in_flight_finish(queue_na
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         assert _wait(lambda: name in {w["name"] for w in live_workers([queue_name])}, 30), log.read_text()
-        job = job_queue(queue_name, redis_client).enqueue("ttrpg.jobs.sleep_for", 3)
+        job = job_queue(queue_name, redis_client).enqueue("ttrpg.jobs.functions.sleep_for", 3)
         assert _wait(lambda: any(h.state == "running" for h in horses(name)), 30), log.read_text()
         stopped = time.monotonic()
         os.kill(proc.pid, signal.SIGTERM)
@@ -391,7 +393,7 @@ def test_an_idle_worker_serves_again_after_the_test_runs_redis_restarts(ttrpg_ho
         name, proc = fleet.names[0], fleet.procs[0]
         client = get_redis()
         try:
-            job = job_queue(queue_name, client).enqueue("ttrpg.jobs.probe")
+            job = job_queue(queue_name, client).enqueue("ttrpg.jobs.functions.probe")
             assert job.latest_result(timeout=30).type.name == "SUCCESSFUL"
         finally:
             client.close()
@@ -404,7 +406,7 @@ def test_an_idle_worker_serves_again_after_the_test_runs_redis_restarts(ttrpg_ho
         client = get_redis()  # clients made before the restart hold dead connections
         try:
             enqueued = time.monotonic()
-            job = job_queue(queue_name, client).enqueue("ttrpg.jobs.probe")
+            job = job_queue(queue_name, client).enqueue("ttrpg.jobs.functions.probe")
             result = job.latest_result(timeout=45)
             assert result is not None and result.type.name == "SUCCESSFUL", result and result.exc_string
             print(f"served {time.monotonic() - enqueued:.1f} s after the restart")
@@ -421,8 +423,8 @@ def test_ttrpg_workers_json_shows_the_running_worker_and_queue_depths(queue_name
     with local_workers(1, [queue_name], "warm") as fleet:
         name = fleet.names[0]
         queue = job_queue(queue_name, redis_client)
-        first = queue.enqueue("ttrpg.jobs.sleep_for", 4)
-        second = queue.enqueue("ttrpg.jobs.probe")
+        first = queue.enqueue("ttrpg.jobs.functions.sleep_for", 4)
+        second = queue.enqueue("ttrpg.jobs.functions.probe")
         assert _wait(lambda: any(h.state == "running" for h in horses(name)), 30)
         result = run_cli("workers", "--json")  # default: $TTRPG_QUEUE, this test's queue
         assert result.returncode == 0, result.stderr
@@ -432,7 +434,7 @@ def test_ttrpg_workers_json_shows_the_running_worker_and_queue_depths(queue_name
         assert worker["state"] == "busy" and worker["alive"] is True
         assert worker["queues"] == [queue_name]
         assert worker["current_job"]["id"] == first.id
-        assert worker["current_job"]["func"] == "ttrpg.jobs.sleep_for"
+        assert worker["current_job"]["func"] == "ttrpg.jobs.functions.sleep_for"
         assert worker["last_heartbeat"] and worker["heartbeat_age_s"] < 60
         assert worker["successful_job_count"] == 0 and worker["failed_job_count"] == 0
         depths = next(q for q in info["queues"] if q["name"] == queue_name)
@@ -467,7 +469,7 @@ def test_ttrpg_workers_failed_requeue_puts_a_failed_job_back(queue_name, redis_c
         assert listed.returncode == 0, listed.stderr
         row = next(r for r in json.loads(listed.stdout) if r["id"] == refused.id)
         assert row["queue"] == queue_name and row["func"] == "os.getpid"
-        assert row["error"].startswith("ttrpg.fleet.JobRefused: refused") or "refused" in row["error"]
+        assert row["error"].startswith("ttrpg.jobs.allowlist.JobRefused: refused") or "refused" in row["error"]
         assert "\n" not in row["error"]
         status = json.loads(run_cli("workers", "--json").stdout)
         assert refused.id in {j["id"] for j in status["failed"]}

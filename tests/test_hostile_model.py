@@ -26,10 +26,13 @@ from rq.job import JobStatus
 from rq.results import Result
 
 from tests.fake_llm_server import FakeLLMServer, chat, cut, error, hang, raw
-from ttrpg import llm
 from ttrpg.constants import JOB_REPLY
-from ttrpg.fleet import job_queue, local_workers
+from ttrpg.exceptions import LLMPermanentError, LLMTransientError
+from ttrpg.fleet.local import local_workers
+from ttrpg.jobs.allowlist import job_queue
 from ttrpg.jobs.fanout import run_jobs
+from ttrpg.llm.client import complete
+from ttrpg.llm.config import make_config
 from ttrpg.research import events
 from ttrpg.settings import get_settings
 
@@ -101,7 +104,7 @@ def _request(session_id: str, base_url: str | None, player: str = "p1", **cfg) -
     cfg.setdefault("backoff_base", 0.001)
     cfg.setdefault("request_timeout_s", 10)
     return {"session_id": session_id, "campaign_id": "c", "turn": 1, "phase": "intent", "player_id": player,
-            "attempt": 1, "llm": llm.make_config("fake-model", base_url=base_url, **cfg), "max_tokens": 60,
+            "attempt": 1, "llm": make_config("fake-model", base_url=base_url, **cfg), "max_tokens": 60,
             "messages": [{"role": "system", "content": "You are a pilot."},
                          {"role": "user", "content": "The derelict drifts. What do you do?"}]}
 
@@ -128,11 +131,11 @@ def test_a_job_naming_another_endpoint_gets_neither_the_key_nor_a_request(worker
     queue = job_queue(fleets[worker_class], redis_client)
     attacker = server.url("attacker")
     # Written straight into the queue, as anyone with write access to Redis could.
-    evil = queue.enqueue("ttrpg.jobs.ask_player", _request(session_id, attacker, "p1"))
-    hidden = queue.enqueue("ttrpg.jobs.ask_player",  # credentials in the URL change nothing
+    evil = queue.enqueue("ttrpg.jobs.functions.ask_player", _request(session_id, attacker, "p1"))
+    hidden = queue.enqueue("ttrpg.jobs.functions.ask_player",  # credentials in the URL change nothing
                            _request(session_id, attacker.replace("http://", "http://user:pw@"), "p2"))
     # The worker's own endpoint, spelled differently, is its own endpoint: the key goes there.
-    own = queue.enqueue("ttrpg.jobs.ask_player", _request(session_id, f"HTTP://127.0.0.1:{server.port}/legit/v1/", "p3"))
+    own = queue.enqueue("ttrpg.jobs.functions.ask_player", _request(session_id, f"HTTP://127.0.0.1:{server.port}/legit/v1/", "p3"))
     started = time.monotonic()
     refused = [_result(evil).return_value, _result(hidden).return_value]
     elapsed = time.monotonic() - started
@@ -166,14 +169,14 @@ def test_webhooks_and_callbacks_a_job_carries_call_nothing_even_when_it_is_refus
                 for status in ("finished", "failed")]
     hooks = dict(on_success=Callback("ttrpg_evil_hooks.hook"), on_failure=Callback("ttrpg_evil_hooks.hook"),
                  on_stopped=Callback("ttrpg_evil_hooks.hook"), webhooks=webhooks)
-    allowed = queue.enqueue("ttrpg.jobs.probe", **hooks)
+    allowed = queue.enqueue("ttrpg.jobs.functions.probe", **hooks)
     refused = queue.enqueue("os.getpid", **hooks)
     assert redis_client.hget(allowed.key, "webhooks")  # they really are in Redis
     assert _result(allowed).type == Result.Type.SUCCESSFUL
     assert _result(refused).type == Result.Type.FAILED and "refused" in refused.latest_result().exc_string
     # Webhooks go out after the result is stored: one more job on the same worker runs only
     # once the previous one is completely done.
-    assert _result(queue.enqueue("ttrpg.jobs.probe")).type == Result.Type.SUCCESSFUL
+    assert _result(queue.enqueue("ttrpg.jobs.functions.probe")).type == Result.Type.SUCCESSFUL
     assert server.requests_to("webhook") == []
     assert server.requests_to("hook") == []
     assert not (hooks_dir / "imported").exists()
@@ -192,7 +195,7 @@ def test_the_dms_registry_sweep_runs_no_callback_and_sends_no_webhook(server, ho
     queue = job_queue(queue_name, redis_client)
 
     def abandoned():
-        job = queue.enqueue("ttrpg.jobs.probe", on_failure=Callback("ttrpg_evil_hooks.hook"),
+        job = queue.enqueue("ttrpg.jobs.functions.probe", on_failure=Callback("ttrpg_evil_hooks.hook"),
                             webhooks=[Webhook(server.url("webhook") + "/sweep", "failed")])
         job.set_status(JobStatus.STARTED)
         redis_client.zadd(StartedJobRegistry(queue=queue).key, {f"{job.id}:exec": 1})
@@ -219,7 +222,7 @@ def test_the_dms_registry_sweep_runs_no_callback_and_sends_no_webhook(server, ho
 
 def test_a_megabyte_reply_is_cut_logged_and_never_stored_whole(fleets, server, redis_client, session_id):
     queue = job_queue(fleets["warm"], redis_client)
-    job = queue.enqueue("ttrpg.jobs.ask_player", _request(session_id, server.url("big")))
+    job = queue.enqueue("ttrpg.jobs.functions.ask_player", _request(session_id, server.url("big")))
     value = _result(job).return_value
     assert value["ok"] and value["truncated"] is True and value["reply_chars"] == 1_000_000
     assert value["text"] == "x" * 4000
@@ -243,8 +246,8 @@ def test_a_200_that_is_not_a_chat_completion_is_one_request_and_a_permanent_erro
     url = server.url(route)
     before = len(server.requests_to(route))
     retries: list = []
-    with pytest.raises(llm.LLMPermanentError) as err:
-        llm.complete(llm.make_config("fake-model", base_url=url, backoff_base=0.001), [
+    with pytest.raises(LLMPermanentError) as err:
+        complete(make_config("fake-model", base_url=url, backoff_base=0.001), [
             {"role": "user", "content": "Hi."}], api_key=SECRET, on_retry=lambda *a: retries.append(a))
     text = str(err.value)
     assert len(server.requests_to(route)) - before == 1 and retries == []
@@ -257,8 +260,8 @@ def test_a_body_past_the_byte_limit_is_not_read_on(server, monkeypatch):
 
     monkeypatch.setattr(defaults, "LLM_RESPONSE_MAX_BYTES", 100_000)
     before = len(server.requests_to("big"))
-    with pytest.raises(llm.LLMPermanentError) as err:
-        llm.complete(llm.make_config("fake-model", base_url=server.url("big"), backoff_base=0.001),
+    with pytest.raises(LLMPermanentError) as err:
+        complete(make_config("fake-model", base_url=server.url("big"), backoff_base=0.001),
                      [{"role": "user", "content": "Hi."}], api_key=SECRET)
     assert "more than 100,000 bytes" in str(err.value) and server.url("big") in str(err.value)
     assert len(server.requests_to("big")) - before == 1
@@ -266,12 +269,12 @@ def test_a_body_past_the_byte_limit_is_not_read_on(server, monkeypatch):
 
 def test_a_connection_dying_mid_reply_is_retried_and_one_never_answering_times_out(server):
     retries: list = []
-    reply = llm.complete(llm.make_config("fake-model", base_url=server.url("dropped"), backoff_base=0.001),
+    reply = complete(make_config("fake-model", base_url=server.url("dropped"), backoff_base=0.001),
                          [{"role": "user", "content": "Hi."}], api_key=SECRET, on_retry=lambda *a: retries.append(a))
     assert reply["text"] == "whole, the 2nd time" and [r[2] for r in retries] == ["APIConnectionError"]
     started = time.monotonic()
-    with pytest.raises(llm.LLMTransientError) as err:
-        llm.complete(llm.make_config("fake-model", base_url=server.url("silent"), backoff_base=0.001,
+    with pytest.raises(LLMTransientError) as err:
+        complete(make_config("fake-model", base_url=server.url("silent"), backoff_base=0.001,
                                      request_timeout_s=0.5), [{"role": "user", "content": "Hi."}], api_key=SECRET)
     assert err.value.last_error_class == "APITimeoutError" and server.url("silent") in str(err.value)
     assert time.monotonic() - started < 10
@@ -280,7 +283,7 @@ def test_a_connection_dying_mid_reply_is_retried_and_one_never_answering_times_o
 def test_an_html_200_fails_the_job_at_once_with_a_line_naming_the_server(fleets, server, redis_client, session_id):
     queue = job_queue(fleets["fork"], redis_client)
     before = len(server.requests_to("html"))
-    value = _result(queue.enqueue("ttrpg.jobs.ask_player", _request(session_id, server.url("html")))).return_value
+    value = _result(queue.enqueue("ttrpg.jobs.functions.ask_player", _request(session_id, server.url("html")))).return_value
     assert value["ok"] is False and value["error_class"] == "LLMPermanentError"
     assert f"The LLM server at {server.url('html')} answered 200 with an HTML page" in value["message"]
     assert "502 Bad Gateway" in value["message"]
@@ -289,7 +292,7 @@ def test_an_html_200_fails_the_job_at_once_with_a_line_naming_the_server(fleets,
 
 def test_markup_and_escape_sequences_come_back_as_data(fleets, server, redis_client, session_id):
     queue = job_queue(fleets["spawn"], redis_client)
-    value = _result(queue.enqueue("ttrpg.jobs.ask_player", _request(session_id, server.url("escapes")))).return_value
+    value = _result(queue.enqueue("ttrpg.jobs.functions.ask_player", _request(session_id, server.url("escapes")))).return_value
     assert value["ok"] and value["text"] == ESCAPES and value["truncated"] is False
 
 

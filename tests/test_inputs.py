@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import ROOT, run_cli
 from ttrpg.constants import SESSIONS_INDEX
+from ttrpg.llm.config import make_config
 
 EXAMPLE = ROOT / "examples" / "characters.json"
 
@@ -171,7 +172,7 @@ def test_library_functions_check_too():
     with pytest.raises(ConfigError, match="--workers must be 0"):
         play.resume("nope", workers=-3)
     with pytest.raises(ConfigError, match="--latency must be 0"):
-        play.llm_config(None, offline=True, latency_ms=-5)  # type: ignore[arg-type]
+        make_config(offline=True, latency_ms=-5)
     party = {"ship": {}, "players": [{"id": "p1"}, {"id": "p2"}, {"id": "p3"}]}
     assert [p["id"] for p in play.select_players(party, 2)["players"]] == ["p1", "p2"]
     assert play.select_players(party, None) is party

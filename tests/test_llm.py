@@ -17,7 +17,27 @@ import pytest
 from rq.timeouts import JobTimeoutException
 
 from tests.test_prompts import HISTORY, NARRATION, SHIP, ZIX
-from ttrpg import llm, prompts
+from ttrpg.exceptions import (
+    ContextLengthError,
+    LLMConfigError,
+    LLMError,
+    LLMPermanentError,
+    LLMTransientError,
+)
+from ttrpg.llm import client as llm_client
+from ttrpg.llm.client import (
+    LOCAL_SERVER_API_KEY,
+    MAX_SHRINKS,
+    OFFLINE_API_KEY,
+    OFFLINE_BASE_URL,
+    complete,
+    endpoint_for_job,
+    make_client,
+)
+from ttrpg.llm.config import LLMConfig, make_config
+from ttrpg.llm.errors import server_label
+from ttrpg.prompts.builders import character_action_messages
+from ttrpg.prompts.context import estimate_text_tokens, estimate_tokens
 
 SECRET_KEY = "sk-test-0123456789abcdefSECRET"
 MSGS = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hi."}]
@@ -58,15 +78,15 @@ def _client(transport: httpx.BaseTransport) -> openai.OpenAI:
                          http_client=httpx.Client(transport=transport))
 
 
-def _cfg(**kw) -> llm.LLMConfig:
+def _cfg(**kw) -> LLMConfig:
     kw.setdefault("backoff_base", 0.001)
     kw.setdefault("base_url", "http://scripted.invalid/v1")
-    return llm.make_config(kw.pop("model", "scripted-model"), **kw)
+    return make_config(kw.pop("model", "scripted-model"), **kw)
 
 
 def _run(transport, cfg=None, **kw):
     retries: list[tuple] = []
-    reply = llm.complete(cfg or _cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport),
+    reply = complete(cfg or _cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport),
                          on_retry=lambda *a: retries.append(a), **kw)
     return reply, retries
 
@@ -78,16 +98,16 @@ def _run(transport, cfg=None, **kw):
                                                 ("server_error", "InternalServerError"),
                                                 ("timeout", "APITimeoutError")])
 def test_transient_faults_are_retried_on_schedule_then_give_up(fault, error_class):
-    cfg = llm.make_config(offline=True, backoff_base=0.001, faults={fault: 1.0})
+    cfg = make_config(offline=True, backoff_base=0.001, faults={fault: 1.0})
     retries: list[tuple] = []
-    with pytest.raises(llm.LLMTransientError) as err:
-        llm.complete(cfg, MSGS, on_retry=lambda *a: retries.append(a))
+    with pytest.raises(LLMTransientError) as err:
+        complete(cfg, MSGS, on_retry=lambda *a: retries.append(a))
     assert [r[0] for r in retries] == [1, 2, 3, 4]
     assert [r[1] for r in retries] == pytest.approx([0.002, 0.005, 0.010, 0.010])
     assert {r[2] for r in retries} == {error_class}
     assert all(isinstance(r[3], str) and r[3] for r in retries)
     assert err.value.attempts == 5 and err.value.last_error_class == error_class
-    assert isinstance(err.value, llm.LLMError) and "5 attempts" in str(err.value)
+    assert isinstance(err.value, LLMError) and "5 attempts" in str(err.value)
     assert "\n" not in str(err.value) and "offline model" in str(err.value)
 
 
@@ -102,17 +122,17 @@ def test_transient_then_success():
 
 def test_offline_faults_recover_within_a_call():
     """With realistic rates some attempts fail, yet the calls get through, reproducibly."""
-    cfg = llm.make_config(offline=True, backoff_base=0.001, seed=11,
+    cfg = make_config(offline=True, backoff_base=0.001, seed=11,
                           faults={"rate_limit": 0.15, "server_error": 0.15, "timeout": 0.05})
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
     runs = []
     for _ in range(2):
         attempts = []
         for i in range(8):
             turn = msgs[:-1] + [{"role": "user", "content": msgs[-1]["content"] + f"\n(turn {i})"}]
             try:
-                attempts.append(llm.complete(cfg, turn)["attempts"])
-            except llm.LLMTransientError:  # 5 failures in a row: ~0.3 % per call at these rates
+                attempts.append(complete(cfg, turn)["attempts"])
+            except LLMTransientError:  # 5 failures in a row: ~0.3 % per call at these rates
                 attempts.append(0)
         runs.append(attempts)
     assert runs[0] == runs[1], "the n-th attempt of a request fails or succeeds the same way every run"
@@ -132,9 +152,9 @@ def test_retry_after_is_honoured_as_a_floor_and_capped():
 
 
 def test_retry_budget_stops_early(monkeypatch):
-    monkeypatch.setattr(llm, "RETRY_BUDGET_S", 0.05)
+    monkeypatch.setattr(llm_client, "RETRY_BUDGET_S", 0.05)
     transport = Scripted(_err(500, "boom", "server_error"))
-    with pytest.raises(llm.LLMTransientError) as err:
+    with pytest.raises(LLMTransientError) as err:
         _run(transport, _cfg(backoff_base=0.01))
     # waits 0.02 then 0.05: the second would end past 0.05 s, so only 2 attempts
     assert err.value.attempts == 2 and len(transport.requests) == 2
@@ -144,7 +164,7 @@ def test_rq_job_timeout_is_never_swallowed():
     transport = Scripted(JobTimeoutException("Task exceeded maximum timeout value (2 seconds)"))
     retries: list = []
     with pytest.raises(JobTimeoutException):
-        llm.complete(_cfg(), MSGS, client=_client(transport), on_retry=lambda *a: retries.append(a))
+        complete(_cfg(), MSGS, client=_client(transport), on_retry=lambda *a: retries.append(a))
     assert retries == [] and len(transport.requests) == 1
 
 
@@ -157,7 +177,7 @@ def test_rq_job_timeout_hidden_in_a_connection_error_is_dug_out():
 
     transport = Scripted(wrapped)
     with pytest.raises(JobTimeoutException):
-        llm.complete(_cfg(), MSGS, client=_client(transport))
+        complete(_cfg(), MSGS, client=_client(transport))
     assert len(transport.requests) == 1
 
 
@@ -168,8 +188,8 @@ def test_401_fails_at_once_with_the_fix_and_without_the_key():
     transport = Scripted(_err(401, f"Incorrect API key provided: {SECRET_KEY}", "invalid_request_error",
                               "invalid_api_key"))
     retries: list = []
-    with pytest.raises(llm.LLMPermanentError) as err:
-        llm.complete(_cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport),
+    with pytest.raises(LLMPermanentError) as err:
+        complete(_cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport),
                      on_retry=lambda *a: retries.append(a))
     assert len(transport.requests) == 1 and retries == []
     assert str(err.value) == ("The LLM server at http://scripted.invalid/v1 rejected the API key (401). Set "
@@ -180,17 +200,17 @@ def test_401_fails_at_once_with_the_fix_and_without_the_key():
 
 def test_permanent_messages_never_leak_the_key():
     transport = Scripted(_err(400, f"bad field; your key {SECRET_KEY} is fine though"))
-    with pytest.raises(llm.LLMPermanentError) as err:
-        llm.complete(_cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport))
+    with pytest.raises(LLMPermanentError) as err:
+        complete(_cfg(), MSGS, api_key=SECRET_KEY, client=_client(transport))
     assert SECRET_KEY not in str(err.value) and "[redacted]" in str(err.value)
     assert "\n" not in str(err.value) and "TTRPG_MODEL" in str(err.value)
-    assert not isinstance(err.value, llm.ContextLengthError)
+    assert not isinstance(err.value, ContextLengthError)
 
 
 @pytest.mark.parametrize("status,needle", [(403, "(403)"), (404, "TTRPG_MODEL"), (422, "422")])
 def test_other_client_errors_are_permanent(status, needle):
     transport = Scripted(_err(status, "nope"))
-    with pytest.raises(llm.LLMPermanentError) as err:
+    with pytest.raises(LLMPermanentError) as err:
         _run(transport)
     assert needle in str(err.value) and len(transport.requests) == 1
 
@@ -205,18 +225,18 @@ def test_other_client_errors_are_permanent(status, needle):
 ])
 def test_context_length_400_is_classified(body):
     transport = Scripted(httpx.Response(400, json=body))
-    with pytest.raises(llm.ContextLengthError) as err:
+    with pytest.raises(ContextLengthError) as err:
         _run(transport)
-    assert isinstance(err.value, llm.LLMPermanentError)
+    assert isinstance(err.value, LLMPermanentError)
     assert "TTRPG_CONTEXT_WINDOW" in str(err.value) and len(transport.requests) == 1
 
 
 def test_context_length_error_from_the_offline_server():
     """A system prompt alone larger than the window: trimming cannot help, the server says 400."""
-    cfg = llm.make_config(offline=True, context_window=100)
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
-    with pytest.raises(llm.ContextLengthError):
-        llm.complete(cfg, msgs)
+    cfg = make_config(offline=True, context_window=100)
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
+    with pytest.raises(ContextLengthError):
+        complete(cfg, msgs)
 
 
 # --------------------------------------------------------------------------- accounting & plumbing
@@ -225,16 +245,16 @@ def test_context_length_error_from_the_offline_server():
 def test_tokens_are_estimated_when_usage_is_missing():
     reply, _ = _run(Scripted(_ok("I try to open the hatch.", usage=False)))
     assert reply["tokens_estimated"] is True
-    assert reply["prompt_tokens"] == prompts.estimate_tokens(MSGS) > 0
-    assert reply["completion_tokens"] == prompts.estimate_text_tokens("I try to open the hatch.") > 0
+    assert reply["prompt_tokens"] == estimate_tokens(MSGS) > 0
+    assert reply["completion_tokens"] == estimate_text_tokens("I try to open the hatch.") > 0
     reply, _ = _run(Scripted(_ok("hi")))
     assert reply["tokens_estimated"] is False and (reply["prompt_tokens"], reply["completion_tokens"]) == (11, 2)
 
 
 def test_reply_shape_offline():
-    cfg = llm.make_config(offline=True, seed=5, latency_ms=20)
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
-    reply = llm.complete(cfg, msgs, max_tokens=200)
+    cfg = make_config(offline=True, seed=5, latency_ms=20)
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
+    reply = complete(cfg, msgs, max_tokens=200)
     assert set(reply) >= {"text", "model", "prompt_tokens", "completion_tokens", "tokens_estimated",
                           "latency_ms", "attempts"}
     assert reply["model"] == "ttrpg-offline" and reply["attempts"] == 1 and reply["text"]
@@ -261,44 +281,44 @@ def test_max_completion_tokens_fallback():
 
 def test_long_prompts_are_trimmed_to_the_context_window():
     history = [f"Turn {i}: " + "the crew bickered about fuel " * 8 for i in range(200)]
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], history, 1, [])
-    assert prompts.estimate_tokens(msgs) > 2048
-    reply = llm.complete(llm.make_config(offline=True, context_window=2048), msgs)
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], history, 1, [])
+    assert estimate_tokens(msgs) > 2048
+    reply = complete(make_config(offline=True, context_window=2048), msgs)
     assert reply["context_trimmed"] is True and reply["prompt_tokens"] <= 2048 * 0.8
 
 
 def test_make_client():
-    offline_cfg = llm.make_config(offline=True, request_timeout_s=12.5)
-    client = llm.make_client(offline_cfg, api_key=None)
-    assert client.max_retries == 0 and str(client.base_url).startswith(llm.OFFLINE_BASE_URL)
-    assert client.timeout == 12.5 and client.api_key == llm.OFFLINE_API_KEY
-    local = llm.make_client(llm.make_config("m", base_url="http://127.0.0.1:9/v1"), api_key=None)
-    assert local.max_retries == 0 and local.api_key == llm.LOCAL_SERVER_API_KEY
-    with pytest.raises(llm.LLMPermanentError) as err:
-        llm.make_client(llm.make_config("gpt-4o-mini"), api_key=None)
+    offline_cfg = make_config(offline=True, request_timeout_s=12.5)
+    client = make_client(offline_cfg, api_key=None)
+    assert client.max_retries == 0 and str(client.base_url).startswith(OFFLINE_BASE_URL)
+    assert client.timeout == 12.5 and client.api_key == OFFLINE_API_KEY
+    local = make_client(make_config("m", base_url="http://127.0.0.1:9/v1"), api_key=None)
+    assert local.max_retries == 0 and local.api_key == LOCAL_SERVER_API_KEY
+    with pytest.raises(LLMPermanentError) as err:
+        make_client(make_config("gpt-4o-mini"), api_key=None)
     assert "OPENAI_API_KEY" in str(err.value)
 
 
 def test_unreachable_server_is_transient():
-    cfg = llm.make_config("m", base_url="http://127.0.0.1:9/v1", backoff_base=0.001, request_timeout_s=2)
-    with pytest.raises(llm.LLMTransientError) as err:
-        llm.complete(cfg, MSGS)
+    cfg = make_config("m", base_url="http://127.0.0.1:9/v1", backoff_base=0.001, request_timeout_s=2)
+    with pytest.raises(LLMTransientError) as err:
+        complete(cfg, MSGS)
     assert err.value.last_error_class == "APIConnectionError"
 
 
 def test_config_is_json_and_keyless():
-    cfg = llm.make_config("m", base_url="http://x/v1", seed=3, faults={"overreach": 0.1}, context_window=4096)
+    cfg = make_config("m", base_url="http://x/v1", seed=3, faults={"overreach": 0.1}, context_window=4096)
     assert json.loads(json.dumps(cfg)) == cfg
-    assert set(cfg) == set(llm.LLMConfig.__annotations__)
+    assert set(cfg) == set(LLMConfig.__annotations__)
     assert not any("key" in k for k in cfg)
-    with pytest.raises(ValueError):
-        llm.make_config()
+    with pytest.raises(LLMConfigError):
+        make_config()
 
 
 def test_waits_scale_with_backoff_base():
     started = time.monotonic()
-    with pytest.raises(llm.LLMTransientError):
-        llm.complete(llm.make_config(offline=True, backoff_base=0.01, faults={"server_error": 1.0}), MSGS)
+    with pytest.raises(LLMTransientError):
+        complete(make_config(offline=True, backoff_base=0.01, faults={"server_error": 1.0}), MSGS)
     assert time.monotonic() - started >= 0.27  # (2 + 5 + 10 + 10) * 0.01
 
 
@@ -318,28 +338,28 @@ def _context_400(n_ctx: int | None = None, n_prompt: int | None = None) -> httpx
 
 def _long_action_prompt(lines: int = 120) -> list[dict]:
     history = [f"Turn {i}: " + "the crew bickered about fuel and the broken airlock " * 4 for i in range(lines)]
-    return prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], history, 1, [])
+    return character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], history, 1, [])
 
 
 def test_context_refusal_is_answered_by_shrinking_not_by_resending():
     msgs = _long_action_prompt()
-    full = prompts.estimate_tokens(msgs)
+    full = estimate_tokens(msgs)
 
     def server(request: httpx.Request) -> httpx.Response:  # counts tokens as we estimate them
-        tokens = prompts.estimate_tokens(json.loads(request.read())["messages"])
+        tokens = estimate_tokens(json.loads(request.read())["messages"])
         return _context_400(1024, tokens) if tokens > 1024 else _ok("I try to scan it.")
 
     transport = Scripted(server)
     shrinks: list[tuple[int, int]] = []
-    reply = llm.complete(_cfg(), msgs, api_key=SECRET_KEY, client=_client(transport), max_tokens=64,
+    reply = complete(_cfg(), msgs, api_key=SECRET_KEY, client=_client(transport), max_tokens=64,
                          on_retry=lambda *a: pytest.fail("a context refusal is not a transient error"),
                          on_shrink=lambda a, b: shrinks.append((a, b)))
     assert reply["text"] == "I try to scan it." and reply["context_shrinks"] == 1 and reply["context_trimmed"]
     assert len(transport.requests) == 2 and reply["attempts"] == 2
     first, second = (r["json"]["messages"] for r in transport.requests)
     assert first != second, "never the same request again"
-    assert shrinks == [(prompts.estimate_tokens(first), prompts.estimate_tokens(second))]
-    assert prompts.estimate_tokens(first) == full > 1024 >= prompts.estimate_tokens(second)
+    assert shrinks == [(estimate_tokens(first), estimate_tokens(second))]
+    assert estimate_tokens(first) == full > 1024 >= estimate_tokens(second)
     assert second[0] == msgs[0], "the character sheet (system prompt) is never cut"
     assert "Earlier:" in second[-1]["content"], "older history is summarised, not dropped silently"
     assert "Scan it" in second[-1]["content"] and NARRATION.split()[-1] in second[-1]["content"]
@@ -350,12 +370,12 @@ def test_context_refusal_without_numbers_halves_the_window():
     sizes: list[int] = []
 
     def server(request: httpx.Request) -> httpx.Response:
-        tokens = prompts.estimate_tokens(json.loads(request.read())["messages"])
+        tokens = estimate_tokens(json.loads(request.read())["messages"])
         sizes.append(tokens)
         return _context_400() if tokens > 900 else _ok("I try.")
 
     shrinks: list[tuple[int, int]] = []
-    reply = llm.complete(_cfg(context_window=8192), msgs, client=_client(Scripted(server)), max_tokens=64,
+    reply = complete(_cfg(context_window=8192), msgs, client=_client(Scripted(server)), max_tokens=64,
                          on_shrink=lambda a, b: shrinks.append((a, b)))
     assert reply["text"] == "I try." and reply["context_shrinks"] == len(shrinks) >= 1
     assert all(b < a for a, b in shrinks) and sizes == sorted(sizes, reverse=True) and sizes[-1] <= 900
@@ -366,10 +386,10 @@ def test_context_refusal_gives_up_when_nothing_more_can_go():
     msgs = _long_action_prompt()
     transport = Scripted(lambda request: _context_400(100, 5000))
     shrinks: list = []
-    with pytest.raises(llm.ContextLengthError) as err:
-        llm.complete(_cfg(), msgs, client=_client(transport), on_shrink=lambda *a: shrinks.append(a))
-    assert 1 <= len(shrinks) <= llm.MAX_SHRINKS and len(transport.requests) == len(shrinks) + 1
-    sent = [prompts.estimate_tokens(r["json"]["messages"]) for r in transport.requests]
+    with pytest.raises(ContextLengthError) as err:
+        complete(_cfg(), msgs, client=_client(transport), on_shrink=lambda *a: shrinks.append(a))
+    assert 1 <= len(shrinks) <= MAX_SHRINKS and len(transport.requests) == len(shrinks) + 1
+    sent = [estimate_tokens(r["json"]["messages"]) for r in transport.requests]
     assert sent == sorted(set(sent), reverse=True), "every request shorter than the last"
     assert "after shrinking" in str(err.value) and "100 tokens" in str(err.value) and "\n" not in str(err.value)
 
@@ -395,11 +415,11 @@ def test_empty_twice_is_returned_empty_and_flagged():
 
 
 def test_server_down_names_the_server_and_the_cause():
-    cfg = llm.make_config("m", base_url="http://user:pw@127.0.0.1:9/v1?x=1", backoff_base=0.0001,
+    cfg = make_config("m", base_url="http://user:pw@127.0.0.1:9/v1?x=1", backoff_base=0.0001,
                           request_timeout_s=2)
     retries: list = []
-    with pytest.raises(llm.LLMTransientError) as err:
-        llm.complete(cfg, MSGS, api_key=SECRET_KEY, on_retry=lambda *a: retries.append(a))
+    with pytest.raises(LLMTransientError) as err:
+        complete(cfg, MSGS, api_key=SECRET_KEY, on_retry=lambda *a: retries.append(a))
     text = str(err.value)
     assert text.startswith("Cannot reach the LLM server at http://127.0.0.1:9/v1 (")
     assert "Connection refused" in text and "5 attempts" in text and "OPENAI_BASE_URL" in text
@@ -409,7 +429,7 @@ def test_server_down_names_the_server_and_the_cause():
 
 def test_5xx_burst_gives_one_line_with_status_and_server_message():
     transport = Scripted(_err(503, f"Loading model, key {SECRET_KEY}", "unavailable_error"))
-    with pytest.raises(llm.LLMTransientError) as err:
+    with pytest.raises(LLMTransientError) as err:
         _run(transport)
     text = str(err.value)
     assert "http://scripted.invalid/v1" in text and "HTTP 503: Loading model" in text and "5 attempts" in text
@@ -417,9 +437,9 @@ def test_5xx_burst_gives_one_line_with_status_and_server_message():
 
 
 def test_server_label_hides_credentials():
-    assert llm.server_label({"base_url": "https://me:secret@host.example:8443/v1/?token=abc"}) == \
+    assert server_label({"base_url": "https://me:secret@host.example:8443/v1/?token=abc"}) == \
         "https://host.example:8443/v1"
-    assert llm.server_label({"offline": True}) == "the offline model"
+    assert server_label({"offline": True}) == "the offline model"
 
 
 def test_shared_kv_cache_overflow_500_is_shrunk_not_retried():
@@ -430,7 +450,7 @@ def test_shared_kv_cache_overflow_500_is_shrunk_not_retried():
     sizes: list[int] = []
 
     def server(request: httpx.Request) -> httpx.Response:
-        tokens = prompts.estimate_tokens(json.loads(request.read())["messages"])
+        tokens = estimate_tokens(json.loads(request.read())["messages"])
         sizes.append(tokens)
         if len(sizes) == 1:
             return _err(500, "Context size has been exceeded.", "server_error", 500)
@@ -438,7 +458,7 @@ def test_shared_kv_cache_overflow_500_is_shrunk_not_retried():
 
     retries: list = []
     shrinks: list = []
-    reply = llm.complete(_cfg(context_window=8192), msgs, client=_client(Scripted(server)), max_tokens=64,
+    reply = complete(_cfg(context_window=8192), msgs, client=_client(Scripted(server)), max_tokens=64,
                          on_retry=lambda *a: retries.append(a), on_shrink=lambda *a: shrinks.append(a))
     assert reply["text"] == "I try." and retries == [] and shrinks == [(sizes[0], sizes[1])]
     assert sizes[1] < sizes[0]
@@ -461,21 +481,21 @@ def test_config_caps_every_reply():
 def test_a_job_gets_only_the_workers_own_or_an_allowed_endpoint():
     own = "http://gpu-1:8080/v1"
     allowed = ("https://llm.internal/v1/", " http://gpu-2:8080/v1")
-    assert llm.endpoint_for_job(None, own) == own  # a job naming none gets the worker's own
-    assert llm.endpoint_for_job(None, None) is None  # ... which may be the SDK's default (OpenAI)
+    assert endpoint_for_job(None, own) == own  # a job naming none gets the worker's own
+    assert endpoint_for_job(None, None) is None  # ... which may be the SDK's default (OpenAI)
     for same in ("http://GPU-1:8080/v1/", "HTTP://gpu-1:8080/v1", "http://user:pw@gpu-1:8080/v1?x=1"):
-        assert llm.endpoint_for_job(same, own) == own  # the worker's spelling, never the job's
-    assert llm.endpoint_for_job("https://llm.internal:443/v1", own, allowed) == "https://llm.internal/v1/"
-    assert llm.endpoint_for_job("http://gpu-2:8080/v1/", own, allowed) == "http://gpu-2:8080/v1"
-    assert llm.endpoint_for_job("https://api.openai.com/v1/", None) is None
+        assert endpoint_for_job(same, own) == own  # the worker's spelling, never the job's
+    assert endpoint_for_job("https://llm.internal:443/v1", own, allowed) == "https://llm.internal/v1/"
+    assert endpoint_for_job("http://gpu-2:8080/v1/", own, allowed) == "http://gpu-2:8080/v1"
+    assert endpoint_for_job("https://api.openai.com/v1/", None) is None
     for other in ("http://gpu-1:8081/v1", "https://gpu-1:8080/v1", "http://gpu-1:8080/v2", "http://gpu-1:8080",
                   "http://gpu-1:8080/v1/extra", "http://evil.example/v1", "file:///etc/passwd", "not a url",
                   "http://gpu-1:99999/v1", "https://api.openai.com/v1"):
-        with pytest.raises(llm.LLMPermanentError) as err:
-            llm.endpoint_for_job(other, own, allowed)
+        with pytest.raises(LLMPermanentError) as err:
+            endpoint_for_job(other, own, allowed)
         assert "TTRPG_ALLOWED_BASE_URLS" in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(llm.LLMPermanentError) as err:
-        llm.endpoint_for_job("http://user:secret@x:1/v1?token=abc\x1b]52;c;x\x07", own)
+    with pytest.raises(LLMPermanentError) as err:
+        endpoint_for_job("http://user:secret@x:1/v1?token=abc\x1b]52;c;x\x07", own)
     assert str(err.value) == ("This worker does not send its key to http://x:1/v1 (the job's endpoint); set "
                               "OPENAI_BASE_URL or TTRPG_ALLOWED_BASE_URLS on the worker to allow it.")
 
@@ -508,7 +528,7 @@ def test_a_long_reply_is_cut_and_says_so():
 ])
 def test_a_2xx_that_is_not_a_chat_completion_is_permanent_after_one_request(response, needle):
     transport = Scripted(response)
-    with pytest.raises(llm.LLMPermanentError) as err:
+    with pytest.raises(LLMPermanentError) as err:
         _run(transport)
     assert len(transport.requests) == 1 and needle in str(err.value)
     assert "http://scripted.invalid/v1" in str(err.value) and "\n" not in str(err.value)

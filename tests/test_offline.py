@@ -14,33 +14,49 @@ import openai
 import pytest
 
 from tests.test_prompts import HISTORY, NARRATION, REX, SHIP, WHISPER, ZIX
-from ttrpg import llm, offline, prompts
+from ttrpg.llm.client import OFFLINE_BASE_URL, complete
+from ttrpg.llm.config import LLMConfig, make_config
+from ttrpg.offline import hashing, reader, voice
+from ttrpg.offline.transport import OfflineTransport
+from ttrpg.prompts.builders import (
+    character_action_messages,
+    character_reaction_messages,
+    discussion_messages,
+    laser_feelings_question_messages,
+    player_intent_messages,
+)
+from ttrpg.prompts.parsers import (
+    consensus_label,
+    parse_discussion,
+    parse_intent,
+    parse_question,
+)
 
 
-def _cfg(**kw) -> llm.LLMConfig:
+def _cfg(**kw) -> LLMConfig:
     kw.setdefault("offline", True)
     kw.setdefault("backoff_base", 0.001)
-    return llm.make_config(**kw)
+    return make_config(**kw)
 
 
-def _raw_client(cfg) -> tuple[openai.OpenAI, offline.OfflineTransport]:
+def _raw_client(cfg) -> tuple[openai.OpenAI, OfflineTransport]:
     """An SDK client without our retries, to see exactly what the transport answers."""
-    transport = offline.OfflineTransport(cfg)
-    client = openai.OpenAI(api_key="x", base_url=llm.OFFLINE_BASE_URL, max_retries=0,
+    transport = OfflineTransport(cfg)
+    client = openai.OpenAI(api_key="x", base_url=OFFLINE_BASE_URL, max_retries=0,
                            http_client=httpx.Client(transport=transport))
     return client, transport
 
 
 def _action(entry, directive="", seed=0, attempt=1, faults=None):
-    msgs = prompts.character_action_messages(entry, SHIP, NARRATION, directive, [], HISTORY, attempt,
+    msgs = character_action_messages(entry, SHIP, NARRATION, directive, [], HISTORY, attempt,
                                              ["it narrated an outcome"] if attempt > 1 else [])
-    return llm.complete(_cfg(seed=seed, faults=faults or {}), msgs)["text"]
+    return complete(_cfg(seed=seed, faults=faults or {}), msgs)["text"]
 
 
 def test_reply_is_openai_shaped_json():
-    transport = offline.OfflineTransport(_cfg())
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan the freighter", [], [], 1, [])
-    request = httpx.Request("POST", llm.OFFLINE_BASE_URL + "/chat/completions",
+    transport = OfflineTransport(_cfg())
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan the freighter", [], [], 1, [])
+    request = httpx.Request("POST", OFFLINE_BASE_URL + "/chat/completions",
                             json={"model": "anything", "messages": msgs, "max_tokens": 300})
     response = transport.handle_request(request)
     assert response.status_code == 200
@@ -79,15 +95,15 @@ def test_replies_use_character_names_and_narration_nouns():
 
 def test_different_characters_have_different_voices():
     """Same prompt, same seed, two characters: different words, in each one's register."""
-    lasers_words = offline._LASERS["manner"] + offline._LASERS["openers"] + offline._LASERS["try"][2:]
-    feelings_words = offline._FEELINGS["manner"] + offline._FEELINGS["openers"] + offline._FEELINGS["try"][1:]
+    lasers_words = voice._LASERS["manner"] + voice._LASERS["openers"] + voice._LASERS["try"][2:]
+    feelings_words = voice._FEELINGS["manner"] + voice._FEELINGS["openers"] + voice._FEELINGS["try"][1:]
     zix = [_action(ZIX, seed=s) for s in range(10)]
     rex = [_action(REX, seed=s) for s in range(10)]
     assert all(z != r for z, r in zip(zix, rex))
     assert sum(any(w in t for w in lasers_words) for t in zix) >= 7
     assert sum(any(w in t for w in feelings_words) for t in rex) >= 7
-    assert not any(w in t for t in zix for w in offline._FEELINGS["manner"])
-    assert not any(w in t for t in rex for w in offline._LASERS["manner"])
+    assert not any(w in t for t in zix for w in voice._FEELINGS["manner"])
+    assert not any(w in t for t in rex for w in voice._LASERS["manner"])
     # speech patterns: Zix's catchphrase, Rex's way of addressing people, their mannerisms
     assert any("Fascinating." in t for t in zix)
     assert any("Nobody flies like Rex!" in t or ", pal" in t for t in rex)
@@ -107,29 +123,29 @@ def test_action_follows_the_directive_in_first_person():
 def test_player_layer_replies_parse_and_keep_secrets():
     for entry in (ZIX, REX):
         for seed in range(4):
-            msgs = prompts.player_intent_messages(entry, SHIP, NARRATION, ["Galvin cheated us once"], [WHISPER],
+            msgs = player_intent_messages(entry, SHIP, NARRATION, ["Galvin cheated us once"], [WHISPER],
                                                   HISTORY, [])
-            text = llm.complete(_cfg(seed=seed), msgs)["text"]
-            parsed = prompts.parse_intent(text)
+            text = complete(_cfg(seed=seed), msgs)["text"]
+            parsed = parse_intent(text)
             assert text.startswith("INTENT: ") and "\nDIRECTIVE: " in text
             assert parsed["intent"] and parsed["directive"]
             assert entry["character"]["name"] in parsed["intent"]
             assert "reactor" not in text.lower(), "a whisper must not be repeated, not even in the intent"
             # the directive then drives the character, whose prompt holds no secret
-            action_msgs = prompts.character_action_messages(entry, SHIP, NARRATION, parsed["directive"], [],
+            action_msgs = character_action_messages(entry, SHIP, NARRATION, parsed["directive"], [],
                                                             HISTORY, 1, [])
             assert WHISPER not in "".join(m["content"] for m in action_msgs)
-            action = llm.complete(_cfg(seed=seed), action_msgs)["text"]
+            action = complete(_cfg(seed=seed), action_msgs)["text"]
             assert parsed["directive"].rstrip(".")[1:20].lower() in action.lower()
 
 
 def test_reaction_and_question():
     for seed in range(4):
         outcome = "The scan works, but the freighter's alarms start blaring and Galvin notices you."
-        msgs = prompts.character_reaction_messages(REX, SHIP, NARRATION, outcome, [], HISTORY)
-        text = llm.complete(_cfg(seed=seed), msgs)["text"]
+        msgs = character_reaction_messages(REX, SHIP, NARRATION, outcome, [], HISTORY)
+        text = complete(_cfg(seed=seed), msgs)["text"]
         assert "Rex Calloway" in text and " I try" not in text and " I attempt" not in text
-        q = prompts.parse_question(llm.complete(_cfg(seed=seed), prompts.laser_feelings_question_messages(
+        q = parse_question(complete(_cfg(seed=seed), laser_feelings_question_messages(
             ZIX, SHIP, NARRATION, "Zix rolled LASER FEELINGS while scanning the derelict freighter"))["text"])
         assert q.endswith("?") and len(q) > 10
 
@@ -144,15 +160,15 @@ def test_offline_table_reaches_consensus(named):
         for round_no in range(1, 6):
             latest = []
             for entry in (ZIX, REX):
-                msgs = prompts.discussion_messages(entry, SHIP, NARRATION, [], [], HISTORY, talk, round_no)
-                parsed = prompts.parse_discussion(llm.complete(_cfg(seed=seed), msgs)["text"])
+                msgs = discussion_messages(entry, SHIP, NARRATION, [], [], HISTORY, talk, round_no)
+                parsed = parse_discussion(complete(_cfg(seed=seed), msgs)["text"])
                 assert parsed["proposal"] and parsed["say"]
                 parsed.update(round=round_no, player=entry["id"])
                 if named:
                     parsed["name"] = entry["player"]["name"]
                 talk.append(parsed)
                 latest.append(parsed)
-            if prompts.consensus_label(latest):
+            if consensus_label(latest):
                 reached += 1
                 break
     assert reached >= 8
@@ -174,7 +190,7 @@ def test_transient_faults_through_the_sdk():
 
 
 def test_faults_are_seeded_per_attempt_and_reproducible():
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], [], 1, [])
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], [], 1, [])
     cfg = _cfg(seed=3, faults={"rate_limit": 0.3, "server_error": 0.3, "timeout": 0.2})
 
     def run() -> list:
@@ -209,8 +225,8 @@ def test_overreach_narrates_an_outcome_and_stricter_attempts_come_back_cleaner()
     clean = [t for t in third if not any(m in t for m in markers)]
     assert clean and len(clean) < len(third), "attempt 3 halves the rate twice: some clean, some not"
     # overreach only touches character actions
-    msgs = prompts.player_intent_messages(ZIX, SHIP, NARRATION, [], [], [], [])
-    text = llm.complete(_cfg(faults={"overreach": 1.0}), msgs)["text"]
+    msgs = player_intent_messages(ZIX, SHIP, NARRATION, [], [], [], [])
+    text = complete(_cfg(faults={"overreach": 1.0}), msgs)["text"]
     assert not any(m in text for m in markers)
     clean_text = _action(ZIX, seed=0)
     assert not any(m in clean_text for m in markers)
@@ -219,42 +235,42 @@ def test_overreach_narrates_an_outcome_and_stricter_attempts_come_back_cleaner()
 def test_latency_is_honoured():
     msgs = [{"role": "user", "content": "hello"}]
     started = time.monotonic()
-    reply = llm.complete(_cfg(latency_ms=150), msgs)
+    reply = complete(_cfg(latency_ms=150), msgs)
     assert time.monotonic() - started >= 0.15
     assert reply["latency_ms"] >= 150
 
 
 def test_unknown_fault_kind_is_refused():
     with pytest.raises(ValueError):
-        offline.OfflineTransport({"faults": {"meteor": 0.5}})
+        OfflineTransport({"faults": {"meteor": 0.5}})
     with pytest.raises(ValueError):
-        llm.make_config(offline=True, faults={"rate_limit": 2})
+        make_config(offline=True, faults={"rate_limit": 2})
 
 
 def test_context_window_is_enforced_like_llama_cpp():
     client, _ = _raw_client(_cfg(context_window=50))
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], [], 1, [])
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], [], 1, [])
     with pytest.raises(openai.BadRequestError) as err:
         client.chat.completions.create(model="m", messages=msgs)
     assert err.value.body["type"] == "exceed_context_size_error"
 
 
 def test_narration_nouns():
-    names, things = offline.narration_nouns(NARRATION, exclude=["The Raptor", "Zix"])
+    names, things = reader.narration_nouns(NARRATION, exclude=["The Raptor", "Zix"])
     assert names == ["Galvin"]
     assert things[:3] == ["the derelict freighter", "the distress beacon", "the cargo bay"]
     assert "the smuggler" in things
     assert not any("Raptor" in t for t in names + things)
-    assert offline.narration_nouns("") == ([], [])
+    assert reader.narration_nouns("") == ([], [])
 
 
 def test_foreign_prompts_still_get_an_answer():
     """A prompt not built by ttrpg.prompts gets a character-style action, not an error."""
-    reply = llm.complete(_cfg(), [{"role": "user", "content": "Captain Mora points at the broken airlock."}])
+    reply = complete(_cfg(), [{"role": "user", "content": "Captain Mora points at the broken airlock."}])
     assert "the broken airlock" in reply["text"] or "Mora" in reply["text"], reply["text"]
 
 
 def test_stable_hash_is_stable():
-    assert offline.stable_hash("a", 1, [2, 3]) == offline.stable_hash("a", 1, [2, 3])
-    assert offline.stable_hash("a", 1) != offline.stable_hash("a", 2)
-    assert offline.stable_hash("x") == 0xCD65EA2C2AD99E94  # sha256 of '["x"]', first 8 bytes
+    assert hashing.stable_hash("a", 1, [2, 3]) == hashing.stable_hash("a", 1, [2, 3])
+    assert hashing.stable_hash("a", 1) != hashing.stable_hash("a", 2)
+    assert hashing.stable_hash("x") == 0xCD65EA2C2AD99E94  # sha256 of '["x"]', first 8 bytes

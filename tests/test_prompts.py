@@ -10,7 +10,22 @@ import json
 
 import pytest
 
-from ttrpg import prompts
+from ttrpg.prompts.builders import (
+    PROMPT_VERSION,
+    character_action_messages,
+    character_reaction_messages,
+    discussion_messages,
+    laser_feelings_question_messages,
+    player_intent_messages,
+)
+from ttrpg.prompts.context import estimate_tokens, fit_to_context
+from ttrpg.prompts.parsers import (
+    clean_character_text,
+    consensus_label,
+    parse_discussion,
+    parse_intent,
+    parse_question,
+)
 
 ZIX = {
     "id": "p1",
@@ -47,13 +62,13 @@ def _all_text(messages):
 
 
 def _char_messages(attempt=1, violations=(), extra=""):
-    return prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan the derelict freighter for life signs.",
+    return character_action_messages(ZIX, SHIP, NARRATION, "Scan the derelict freighter for life signs.",
                                              ["You hear a faint knocking from the cargo bay"], HISTORY,
                                              attempt, list(violations), extra_instructions=extra)
 
 
 def test_player_layer_gets_player_knowledge():
-    msgs = prompts.player_intent_messages(ZIX, SHIP, NARRATION, ["Galvin cheated us once"], [WHISPER],
+    msgs = player_intent_messages(ZIX, SHIP, NARRATION, ["Galvin cheated us once"], [WHISPER],
                                           HISTORY, TABLE_TALK)
     text = _all_text(msgs)
     assert [m["role"] for m in msgs] == ["system", "user"]
@@ -68,7 +83,7 @@ def test_character_layer_never_sees_player_only_knowledge():
     builds = [
         _char_messages(),
         _char_messages(attempt=3, violations=["narrated an outcome: 'the door opens'"], extra="Be strict."),
-        prompts.character_reaction_messages(ZIX, SHIP, NARRATION, "The scan shows three life signs.",
+        character_reaction_messages(ZIX, SHIP, NARRATION, "The scan shows three life signs.",
                                             ["You hear a faint knocking from the cargo bay"], HISTORY),
     ]
     for msgs in builds:
@@ -88,7 +103,7 @@ def test_builders_take_no_player_only_arguments():
     """The character-layer builders cannot be handed player knowledge: their signatures lack it."""
     import inspect
 
-    for fn in (prompts.character_action_messages, prompts.character_reaction_messages):
+    for fn in (character_action_messages, character_reaction_messages):
         params = set(inspect.signature(fn).parameters)
         assert not params & {"player_whispers", "memories", "discussion", "discussion_so_far"}
 
@@ -101,7 +116,7 @@ def test_system_prompt_structure_is_machine_readable():
         assert f"{key}: {value}" in lines
     assert any(line.startswith("Number: 5 - better at LASERS") for line in lines)
     assert "Ship: The Raptor (strengths: Fast, Superior Sensors; problem: Fuel Hog)" in lines
-    low = prompts.character_action_messages(REX, SHIP, NARRATION, "", [], [], 1, [])[0]["content"]
+    low = character_action_messages(REX, SHIP, NARRATION, "", [], [], 1, [])[0]["content"]
     assert "Number: 2 - better at FEELINGS" in low
 
 
@@ -119,12 +134,12 @@ def test_retry_attempts_are_stricter():
 
 
 def test_discussion_and_question_messages():
-    msgs = prompts.discussion_messages(REX, SHIP, NARRATION, [], [WHISPER], HISTORY, TABLE_TALK, 2)
+    msgs = discussion_messages(REX, SHIP, NARRATION, [], [WHISPER], HISTORY, TABLE_TALK, 2)
     text = _all_text(msgs)
     assert "Task: discussion" in text and "Round: 2" in text
     assert "PROPOSAL: scan the freighter first" in text and "VOTE: agree" in text
     assert "SAY:" in msgs[0]["content"]
-    q = prompts.laser_feelings_question_messages(ZIX, SHIP, NARRATION, "Zix rolled LASER FEELINGS on a scan")
+    q = laser_feelings_question_messages(ZIX, SHIP, NARRATION, "Zix rolled LASER FEELINGS on a scan")
     qtext = _all_text(q)
     assert "Task: question" in qtext and "QUESTION:" in qtext and "rolled LASER FEELINGS" in qtext
 
@@ -132,15 +147,15 @@ def test_discussion_and_question_messages():
 def test_messages_are_plain_json_and_builders_tolerate_sparse_entries():
     sparse = {"id": "p9", "character": {"name": "Nox"}}
     for msgs in (
-        prompts.player_intent_messages(sparse, None, "", [], [], [], []),
-        prompts.discussion_messages(sparse, {}, "x", [], [], [], [{"say": "hi"}, "free text"], 1),
-        prompts.character_action_messages(sparse, None, "x", "", [], [], 1, []),
-        prompts.character_reaction_messages({}, None, "x", "", [], []),
-        prompts.laser_feelings_question_messages({"character": {"number": "many"}}, None, "x", ""),
+        player_intent_messages(sparse, None, "", [], [], [], []),
+        discussion_messages(sparse, {}, "x", [], [], [], [{"say": "hi"}, "free text"], 1),
+        character_action_messages(sparse, None, "x", "", [], [], 1, []),
+        character_reaction_messages({}, None, "x", "", [], []),
+        laser_feelings_question_messages({"character": {"number": "many"}}, None, "x", ""),
     ):
         json.dumps(msgs)
         assert all(set(m) == {"role", "content"} and isinstance(m["content"], str) for m in msgs)
-    assert prompts.PROMPT_VERSION == "1"
+    assert PROMPT_VERSION == "1"
 
 
 @pytest.mark.parametrize("text,intent,directive", [
@@ -155,7 +170,7 @@ def test_messages_are_plain_json_and_builders_tolerate_sparse_entries():
     (None, "", ""),
 ])
 def test_parse_intent_tolerates_off_format(text, intent, directive):
-    assert prompts.parse_intent(text) == {"intent": intent, "directive": directive}
+    assert parse_intent(text) == {"intent": intent, "directive": directive}
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -172,43 +187,43 @@ def test_parse_intent_tolerates_off_format(text, intent, directive):
     (None, {"say": "", "proposal": "", "vote": "agree"}),
 ])
 def test_parse_discussion_tolerates_off_format(text, expected):
-    assert prompts.parse_discussion(text) == expected
+    assert parse_discussion(text) == expected
 
 
 def test_parse_question_and_clean_text():
-    assert prompts.parse_question("QUESTION: What does Galvin want?") == "What does Galvin want?"
-    assert prompts.parse_question("Hmm. Is the reactor stable? Also who knows.") == "Is the reactor stable?"
-    assert prompts.parse_question("what is in the cargo bay") == "what is in the cargo bay?"
-    assert prompts.parse_question(None) == ""
-    assert prompts.clean_character_text('Zix: "I try to scan it."', "Zix") == "I try to scan it."
-    assert prompts.clean_character_text("ACTION: I try.", "Zix") == "I try."
+    assert parse_question("QUESTION: What does Galvin want?") == "What does Galvin want?"
+    assert parse_question("Hmm. Is the reactor stable? Also who knows.") == "Is the reactor stable?"
+    assert parse_question("what is in the cargo bay") == "what is in the cargo bay?"
+    assert parse_question(None) == ""
+    assert clean_character_text('Zix: "I try to scan it."', "Zix") == "I try to scan it."
+    assert clean_character_text("ACTION: I try.", "Zix") == "I try."
 
 
 def test_consensus_label():
     agree_same = [{"proposal": "Scan the freighter!", "vote": "agree"}, {"proposal": "scan freighter", "vote": "disagree"}]
-    assert prompts.consensus_label(agree_same) == "Scan the freighter!"
+    assert consensus_label(agree_same) == "Scan the freighter!"
     split = [{"proposal": "scan the freighter", "vote": "agree"}, {"proposal": "ram it", "vote": "disagree"}]
-    assert prompts.consensus_label(split) is None
+    assert consensus_label(split) is None
     all_agree = [{"proposal": "ram it", "vote": "agree"}, {"proposal": "scan", "vote": "agree"},
                  {"proposal": "scan", "vote": "agree"}, {"proposal": "", "vote": "agree"}]
-    assert prompts.consensus_label(all_agree) == "scan"
-    assert prompts.consensus_label([]) is None
+    assert consensus_label(all_agree) == "scan"
+    assert consensus_label([]) is None
 
 
 def _long_request(lines=120):
     history = [f"Turn {i}: the crew argued about fuel at station {i} and Galvin laughed at them again" for i in range(lines)]
     memories = [f"Memory {i}: " + "long ago " * 60 for i in range(10)]
-    return prompts.player_intent_messages(ZIX, SHIP, NARRATION, memories, [WHISPER], history, TABLE_TALK)
+    return player_intent_messages(ZIX, SHIP, NARRATION, memories, [WHISPER], history, TABLE_TALK)
 
 
 def test_fit_to_context_shrinks_keeping_system_and_narration():
     msgs = _long_request()
     before = copy.deepcopy(msgs)
-    assert prompts.estimate_tokens(msgs) > 2000
-    fitted, shrank = prompts.fit_to_context(msgs, context_window=2048, reserve=300)
+    assert estimate_tokens(msgs) > 2000
+    fitted, shrank = fit_to_context(msgs, context_window=2048, reserve=300)
     assert shrank is True
     assert msgs == before, "input must not be modified"
-    assert prompts.estimate_tokens(fitted) <= int(2048 * 0.8) - 300
+    assert estimate_tokens(fitted) <= int(2048 * 0.8) - 300
     assert fitted[0] == msgs[0], "system prompt kept whole"
     user = fitted[1]["content"]
     assert NARRATION in user, "latest narration kept whole"
@@ -218,8 +233,8 @@ def test_fit_to_context_shrinks_keeping_system_and_narration():
 
 
 def test_fit_to_context_leaves_small_requests_alone():
-    msgs = prompts.character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
-    fitted, shrank = prompts.fit_to_context(msgs, context_window=8192, reserve=300)
+    msgs = character_action_messages(ZIX, SHIP, NARRATION, "Scan it", [], HISTORY, 1, [])
+    fitted, shrank = fit_to_context(msgs, context_window=8192, reserve=300)
     assert shrank is False and fitted == msgs
 
 
@@ -227,7 +242,7 @@ def test_fit_to_context_drops_older_chat_turns_and_cuts_narration_last():
     chat = [{"role": "system", "content": "You are terse."}]
     chat += [{"role": "user" if i % 2 == 0 else "assistant", "content": "blah " * 200} for i in range(10)]
     chat.append({"role": "user", "content": "## GM narration\n" + "x" * 4000})
-    fitted, shrank = prompts.fit_to_context(chat, context_window=1024, reserve=100)
+    fitted, shrank = fit_to_context(chat, context_window=1024, reserve=100)
     assert shrank and fitted[0] == chat[0] and fitted[-1]["content"].startswith("## GM narration\n...")
-    assert prompts.estimate_tokens(fitted) <= int(1024 * 0.8) - 100
+    assert estimate_tokens(fitted) <= int(1024 * 0.8) - 100
     assert fitted[-1]["content"].endswith("x" * 100), "the end of the narration (the newest part) stays"

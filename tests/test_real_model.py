@@ -30,10 +30,14 @@ import pytest
 
 from tests.conftest import QuietUI
 from tests.llama_server import ALIAS, free_port, llama_fixture
-from ttrpg import llm, prompts
 from ttrpg.dm.script import ScriptDM, builtin_script
+from ttrpg.exceptions import ContextLengthError, LLMPermanentError, LLMTransientError
 from ttrpg.game.characters import default_party
 from ttrpg.llm import model_info
+from ttrpg.llm.client import complete
+from ttrpg.llm.config import LLMConfig, make_config
+from ttrpg.prompts.builders import character_action_messages
+from ttrpg.prompts.context import estimate_tokens
 from ttrpg.research import events
 from ttrpg.session import play
 from ttrpg.settings import get_settings
@@ -54,11 +58,11 @@ MSGS = [{"role": "system", "content": "You are a terse starship pilot."},
         {"role": "user", "content": "In one short sentence: what do you try to do next?"}]
 
 
-def _cfg(server_or_url, **kw) -> llm.LLMConfig:
+def _cfg(server_or_url, **kw) -> LLMConfig:
     url = server_or_url if isinstance(server_or_url, str) else server_or_url.base_url
     kw.setdefault("backoff_base", 0.001)
     kw.setdefault("request_timeout_s", 30)
-    return llm.make_config(ALIAS, base_url=url, **kw)
+    return make_config(ALIAS, base_url=url, **kw)
 
 
 # --------------------------------------------------------------------------- a whole session
@@ -85,7 +89,7 @@ def test_session_against_a_real_model_through_real_workers(real_env, fleet, redi
     settings = get_settings()
     assert settings.openai_base_url == server.base_url
     model_info.clear_cache()
-    llm_cfg = play.llm_config(settings, offline=False, model=ALIAS)
+    llm_cfg = make_config(ALIAS, settings=settings)
     llm_cfg["context_window"] = model_info.context_window(server.base_url, ALIAS) or llm_cfg["context_window"]
     assert llm_cfg["context_window"] == SESSION_SLOT_CTX and llm_cfg["offline"] is False
     assert not any("key" in k for k in llm_cfg), "the key never travels with a job"
@@ -158,19 +162,19 @@ def test_prompt_over_the_real_context_is_shrunk_and_asked_again(smollm2_small):
     hero, ship = party["players"][0], party["ship"]
     history = [f"Turn {i}: the crew argued about the fuel gauge, the airlock and the distress call again"
                for i in range(60)]
-    msgs = prompts.character_action_messages(hero, ship, builtin_script()["turns"][0]["narration"],
+    msgs = character_action_messages(hero, ship, builtin_script()["turns"][0]["narration"],
                                              "Scan the derelict freighter", [], history, 1, [])
-    assert prompts.estimate_tokens(msgs) > 2 * SMALL_CTX
+    assert estimate_tokens(msgs) > 2 * SMALL_CTX
     shrinks: list[tuple[int, int]] = []
     retries: list[tuple] = []
     # The window is left unset (a server that tells nothing): the first request is refused
     # by the real server with its 400, which must be answered by shrinking.
-    reply = llm.complete(_cfg(smollm2_small), msgs, max_tokens=24, on_shrink=lambda a, b: shrinks.append((a, b)),
+    reply = complete(_cfg(smollm2_small), msgs, max_tokens=24, on_shrink=lambda a, b: shrinks.append((a, b)),
                          on_retry=lambda *a: retries.append(a))
     print(f"\n[real model] context {SMALL_CTX}: shrinks {shrinks}, prompt_tokens {reply['prompt_tokens']}, "
           f"reply {reply['text'][:100]!r}")
     assert shrinks and reply["context_shrinks"] == len(shrinks) and reply["context_trimmed"]
-    assert all(to < frm for frm, to in shrinks) and shrinks[0][0] == prompts.estimate_tokens(msgs)
+    assert all(to < frm for frm, to in shrinks) and shrinks[0][0] == estimate_tokens(msgs)
     assert retries == [], "a context refusal is not retried as is"
     assert reply["attempts"] == len(shrinks) + 1 + (1 if reply["empty"] else 0)
     assert 0 < reply["prompt_tokens"] < SMALL_CTX and reply["tokens_estimated"] is False
@@ -180,8 +184,8 @@ def test_prompt_that_cannot_fit_is_one_clear_line(smollm2_small):
     giant = [{"role": "system", "content": "You are the ship's computer. " * 400},
              {"role": "user", "content": "Status?"}]
     shrinks: list = []
-    with pytest.raises(llm.ContextLengthError) as err:
-        llm.complete(_cfg(smollm2_small), giant, max_tokens=16, on_shrink=lambda *a: shrinks.append(a))
+    with pytest.raises(ContextLengthError) as err:
+        complete(_cfg(smollm2_small), giant, max_tokens=16, on_shrink=lambda *a: shrinks.append(a))
     text = str(err.value)
     assert "\n" not in text and f"{SMALL_CTX} tokens" in text and "--ctx-size" in text
     assert smollm2_small.base_url in text and err.value.status_code == 400
@@ -192,15 +196,15 @@ def test_prompt_that_cannot_fit_is_one_clear_line(smollm2_small):
 
 def test_wrong_key_is_one_clear_line_without_the_key(smollm2_keyed):
     retries: list = []
-    with pytest.raises(llm.LLMPermanentError) as err:
-        llm.complete(_cfg(smollm2_keyed), MSGS, api_key=WRONG_KEY, max_tokens=8,
+    with pytest.raises(LLMPermanentError) as err:
+        complete(_cfg(smollm2_keyed), MSGS, api_key=WRONG_KEY, max_tokens=8,
                      on_retry=lambda *a: retries.append(a))
     text = str(err.value)
     assert err.value.status_code == 401 and retries == []
     assert "OPENAI_API_KEY" in text and smollm2_keyed.base_url in text and "\n" not in text
     assert WRONG_KEY not in text and GOOD_KEY not in text
     # the right key works, and the server's context window is found with it too
-    reply = llm.complete(_cfg(smollm2_keyed), MSGS, api_key=GOOD_KEY, max_tokens=8)
+    reply = complete(_cfg(smollm2_keyed), MSGS, api_key=GOOD_KEY, max_tokens=8)
     assert reply["model"] == ALIAS and reply["completion_tokens"] > 0
     model_info.clear_cache()
     assert model_info.context_window(smollm2_keyed.base_url, ALIAS, api_key=GOOD_KEY) == 1024
@@ -209,8 +213,8 @@ def test_wrong_key_is_one_clear_line_without_the_key(smollm2_keyed):
 def test_server_down_is_one_clear_line_after_retries():
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     retries: list = []
-    with pytest.raises(llm.LLMTransientError) as err:
-        llm.complete(_cfg(url, backoff_base=0.0001), MSGS, api_key=GOOD_KEY, on_retry=lambda *a: retries.append(a))
+    with pytest.raises(LLMTransientError) as err:
+        complete(_cfg(url, backoff_base=0.0001), MSGS, api_key=GOOD_KEY, on_retry=lambda *a: retries.append(a))
     text = str(err.value)
     print(f"\n[server down] {text}")
     assert text.startswith(f"Cannot reach the LLM server at {url} (") and "Connection refused" in text
@@ -271,7 +275,7 @@ def test_a_burst_of_503s_is_retried_with_backoff_then_succeeds():
 
     with http_stub(answer) as (root, seen):
         retries: list[tuple] = []
-        reply = llm.complete(_cfg(root + "/v1", backoff_base=0.01), MSGS, api_key=GOOD_KEY,
+        reply = complete(_cfg(root + "/v1", backoff_base=0.01), MSGS, api_key=GOOD_KEY,
                              on_retry=lambda *a: retries.append(a))
     assert reply["text"] == "I try to steady the ship." and reply["attempts"] == 3
     assert [(r[0], r[2]) for r in retries] == [(1, "InternalServerError"), (2, "InternalServerError")]

@@ -19,18 +19,27 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+import typer
+import typer.main
+from typer.testing import CliRunner
 
-from tests.conftest import QuietUI, offline_llm
-from ttrpg import research
+from tests.conftest import QuietUI, offline_llm, run_cli
+from ttrpg.backend.connection import get_redis
+from ttrpg.cli import app, logs
 from ttrpg.dm.script import ScriptDM, builtin_script
 from ttrpg.exceptions import ConfigError, UnknownSession
 from ttrpg.game.characters import default_party
-from ttrpg.research import events
+from ttrpg.research import events, export, report, transcript, watch
 from ttrpg.research import schema as event_schema
+from ttrpg.research.stats import percentile
 from ttrpg.session import play
+from ttrpg.session.store import load_meta, touch
+from ttrpg.settings import get_settings
+from ttrpg.turn.phases import PHASES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,8 +69,6 @@ def _play(session_id, campaign_id, *, players, turns, faults=None):
 
 @pytest.fixture(scope="module")
 def played(fleet):
-    from ttrpg.backend.connection import get_redis
-
     tag = uuid.uuid4().hex[:8]
     campaign = f"camp-{tag}"
     a, b = f"ra-{tag}", f"rb-{tag}"
@@ -74,10 +81,6 @@ def played(fleet):
 
 def _cli():
     """The commands as ``ttrpg`` registers them (``logs`` group, top-level ``watch``, ``report``)."""
-    import typer
-
-    from ttrpg.cli import logs
-
     app = typer.Typer()
     app.add_typer(logs.app, name="logs")
     app.command()(logs.watch)
@@ -86,8 +89,6 @@ def _cli():
 
 
 def invoke(*args):
-    from typer.testing import CliRunner
-
     return CliRunner().invoke(_cli(), list(args))
 
 
@@ -125,8 +126,6 @@ def test_schema_knows_every_event_type_the_code_emits():
 
 
 def test_schema_phases_are_the_graph_phases():
-    from ttrpg.turn.phases import PHASES
-
     assert event_schema.PHASES == PHASES
 
 
@@ -164,11 +163,9 @@ def test_docs_events_md_is_up_to_date():
 # --- export ---------------------------------------------------------------------------------------
 
 def test_export_jsonl_is_the_mirror_file(played):
-    from ttrpg.settings import get_settings
-
     sid = played["a"]
     mirror = get_settings().log_dir / f"{sid}.jsonl"
-    exported = research.export(played["redis"], [sid], fmt="jsonl")
+    exported = export.export(played["redis"], [sid], fmt="jsonl")
     assert exported == mirror.read_text()
     assert [json.loads(line) for line in exported.splitlines()] == events.all_events(played["redis"], sid)
 
@@ -176,7 +173,7 @@ def test_export_jsonl_is_the_mirror_file(played):
 def test_export_csv_has_one_row_per_event_and_every_field(played):
     sid = played["a"]
     log = events.all_events(played["redis"], sid)
-    rows = list(csv.DictReader(io.StringIO(research.export(played["redis"], sid, fmt="csv"))))
+    rows = list(csv.DictReader(io.StringIO(export.export(played["redis"], sid, fmt="csv"))))
     assert len(rows) == len(log)
     header = list(rows[0].keys())
     assert header[:6] == ["event_id", "event_type", "timestamp", "session_id", "campaign_id", "turn_number"]
@@ -210,12 +207,12 @@ def test_export_out_file(played, tmp_path):
     result = invoke("logs", "export", played["a"], "--format", "csv", "--out", str(out))
     assert result.exit_code == 0 and result.stdout == ""
     assert str(out) in result.stderr
-    assert out.read_bytes().decode() == research.export(played["redis"], played["a"], fmt="csv")
+    assert out.read_bytes().decode() == export.export(played["redis"], played["a"], fmt="csv")
 
 
 def test_campaign_export_covers_every_session(played):
     redis = played["redis"]
-    assert research.campaign_sessions(redis, played["campaign"]) == [played["a"], played["b"]]
+    assert export.campaign_sessions(redis, played["campaign"]) == [played["a"], played["b"]]
     result = invoke("logs", "export", "--campaign", played["campaign"])
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in result.stdout.splitlines()]
@@ -230,23 +227,18 @@ def test_campaign_export_covers_every_session(played):
 
 def test_unknown_session_is_unknown_everywhere(redis_client):
     with pytest.raises(UnknownSession):
-        research.export(redis_client, ["no-such-session"])
+        export.export(redis_client, ["no-such-session"])
     with pytest.raises(UnknownSession):
-        research.transcript(redis_client, "no-such-session")
+        transcript.transcript(redis_client, "no-such-session")
     with pytest.raises(UnknownSession):
-        research.report(redis_client, "no-such-session")
+        report.report(redis_client, "no-such-session")
     with pytest.raises(UnknownSession):
-        research.watch(redis_client, "no-such-session", from_start=True, json_lines=True, console=io.StringIO())
+        watch.watch(redis_client, "no-such-session", from_start=True, json_lines=True, console=io.StringIO())
     for args in (("logs", "export", "nope"), ("logs", "transcript", "nope"), ("watch", "nope"), ("report", "nope")):
         assert isinstance(invoke(*args).exception, UnknownSession), args
 
 
 def test_registered_cli_exits_2_on_unknown_session():
-    import typer.main
-
-    from tests.conftest import run_cli
-    from ttrpg.cli import app
-
     commands = typer.main.get_command(app).commands
     assert "logs" in commands and "report" in commands
     for args in (("logs", "export", "no-such-session"), ("report", "no-such-session")):
@@ -277,7 +269,7 @@ def test_logs_help_does_not_import_the_library():
 
 
 def test_llm_calls_written_by_worker_processes_are_exported(played):
-    exported = [json.loads(line) for line in research.export(played["redis"], played["a"]).splitlines()]
+    exported = [json.loads(line) for line in export.export(played["redis"], played["a"]).splitlines()]
     calls = [e for e in exported if e["event_type"] == "llm_call"]
     enqueued = [e for e in exported if e["event_type"] == "job_enqueued"]
     assert calls and len(calls) >= len(enqueued)
@@ -299,7 +291,7 @@ def _turn_texts(log, kind):
 def test_transcript_md_tells_the_story_without_machinery(played):
     redis, sid = played["redis"], played["a"]
     log = events.all_events(redis, sid)
-    md = research.transcript(redis, sid, fmt="md")
+    md = transcript.transcript(redis, sid, fmt="md")
     for turn, text in _turn_texts(log, "narration").items():
         assert f"## Turn {turn}" in md and text in md
     for text in _turn_texts(log, "outcome").values():
@@ -326,7 +318,7 @@ def test_transcript_has_each_characters_final_action_and_reaction(played):
     actions = [e for e in log if e["event_type"] == "character_action"]
     reactions = [e for e in log if e["event_type"] == "character_reaction"]
     assert actions and reactions
-    md = research.transcript(redis, sid, fmt="md")
+    md = transcript.transcript(redis, sid, fmt="md")
     start = log[0]
     assert start["characters"]["p1"]["name"] == "Zix"
     for e in actions + reactions:
@@ -348,13 +340,13 @@ def test_transcript_has_each_characters_final_action_and_reaction(played):
 
 
 def test_transcript_html_is_escaped_and_self_contained(played):
-    page = research.transcript(played["redis"], played["a"], fmt="html")
+    page = transcript.transcript(played["redis"], played["a"], fmt="html")
     assert page.startswith("<!DOCTYPE html>") and "Zix" in page and "Turn 2" in page
     assert "<script" not in page and "http" not in page and "src=" not in page
     narration = _turn_texts(events.all_events(played["redis"], played["a"]), "narration")[1]
     assert narration.replace("'", "&#x27;") in page  # the narration's quotes are escaped
     with pytest.raises(ConfigError):
-        research.transcript(played["redis"], played["a"], fmt="pdf")
+        transcript.transcript(played["redis"], played["a"], fmt="pdf")
 
 
 def test_story_renders_actions_and_reactions_by_character_name():
@@ -379,14 +371,14 @@ def test_story_renders_actions_and_reactions_by_character_name():
         ev("session_ended", 2, "end", turns_played=1),
     ]
     assert event_schema.validate_log(log) == []
-    md = research.render_transcript_md(research.story(log))
+    md = transcript.render_transcript_md(transcript.story(log))
     assert md.startswith("# The Raptor — Session s")
     assert "- Zix (Alien Pilot, number 3), played by Alex" in md
     assert "**Zix** (corrected to stay within the rules): Zix scans it." in md
     assert "- Zix rolls LASERS against 3: 3, 6 — barely, LASER FEELINGS!" in md
     assert "**Zix** asks: Is it empty?" in md and "**DM**: No." in md
     assert "**Zix**: Zix shivers." in md and "ended after 1 turn(s)" in md
-    page = research.render_transcript_html(research.story(log))
+    page = transcript.render_transcript_html(transcript.story(log))
     assert "A ship &lt;drifts&gt;." in page and "<drifts>" not in page
 
 
@@ -395,7 +387,7 @@ def test_story_renders_actions_and_reactions_by_character_name():
 def test_report_numbers_match_the_events(played):
     redis, sid = played["redis"], played["a"]
     log = events.all_events(redis, sid)
-    rep = research.report(redis, sid)
+    rep = report.report(redis, sid)
     of = lambda t: [e for e in log if e["event_type"] == t]  # noqa: E731
     assert rep["turns"]["completed"] == len(of("turn_completed")) == 2
     assert rep["events"] == len(log) and rep["ended"]
@@ -423,8 +415,6 @@ def test_report_numbers_match_the_events(played):
     assert rep["dice"]["rolls"] == len(of("dice_roll")) and rep["dice"]["laser_feelings"] >= 1
     # phase durations from started/completed pairs
     starts = {e["event_id"]: e for e in of("phase_started")}
-    from datetime import datetime
-
     for phase, stats in rep["phases"].items():
         ds = [(datetime.fromisoformat(e["timestamp"]) - datetime.fromisoformat(starts[e["event_id"]]["timestamp"]))
               .total_seconds() * 1000 for e in of("phase_completed") if e["phase"] == phase]
@@ -438,7 +428,7 @@ def test_report_numbers_match_the_events(played):
     # the DM's time apart from machine time: every answer counted, in the phase that uses it
     assert rep["dm_time"]["answers"] == len(of("dm_input"))
     assert sum(p["dm"]["answers"] for p in rep["phases"].values()) == sum(
-        research.dm_phase(d) != "" for d in of("dm_input"))
+        report.dm_phase(d) != "" for d in of("dm_input"))
     assert rep["machine_time"]["total_ms"] == pytest.approx(sum(p["total_ms"] or 0 for p in rep["phases"].values()),
                                                             abs=0.5)
     assert json.loads(json.dumps(rep)) == rep  # plain JSON
@@ -447,16 +437,16 @@ def test_report_numbers_match_the_events(played):
 def test_percentile_is_linear_interpolation():
     xs = [5.0, 1.0, 9.0, 3.0, 7.0, 2.0]
     q = statistics.quantiles(xs, n=100, method="inclusive")
-    assert research.percentile(xs, 0.5) == pytest.approx(statistics.median(xs))
-    assert research.percentile(xs, 0.95) == pytest.approx(q[94])
-    assert research.percentile([4.0], 0.95) == 4.0 and research.percentile([], 0.5) is None
+    assert percentile(xs, 0.5) == pytest.approx(statistics.median(xs))
+    assert percentile(xs, 0.95) == pytest.approx(q[94])
+    assert percentile([4.0], 0.95) == 4.0 and percentile([], 0.5) is None
 
 
 def test_report_cli_json_and_self_contained_html(played, tmp_path):
     page = tmp_path / "report.html"
     result = invoke("report", played["a"], "--json", "--html", str(page))
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == research.report(played["redis"], played["a"])
+    assert json.loads(result.stdout) == report.report(played["redis"], played["a"])
     html = page.read_text()
     assert html.startswith("<!DOCTYPE html>") and html.count("<svg") >= 4 and "<rect" in html
     assert "http" not in html and "<script" not in html and "src=" not in html and "<link" not in html
@@ -472,13 +462,13 @@ def test_watch_from_start_prints_every_event_as_json_and_stops_at_the_end(played
     sink = io.StringIO()
     done = {}
     t = threading.Thread(target=lambda: done.setdefault(
-        "n", research.watch(redis, sid, from_start=True, json_lines=True, console=sink)), daemon=True)
+        "n", watch.watch(redis, sid, from_start=True, json_lines=True, console=sink)), daemon=True)
     t.start()
     t.join(30)
     assert not t.is_alive(), "watch did not stop at session_ended"
     lines = [json.loads(line) for line in sink.getvalue().splitlines()]
     assert lines == events.all_events(redis, sid) and done["n"] == len(lines)
-    assert sink.getvalue() == research.export(redis, sid)
+    assert sink.getvalue() == export.export(redis, sid)
 
 
 def test_watch_cli_json_and_human(played):
@@ -496,8 +486,6 @@ def test_watch_cli_json_and_human(played):
 
 
 def test_watch_follows_a_live_session(fleet, redis_client):
-    from ttrpg.session import load_meta
-
     sid = "rw-" + uuid.uuid4().hex[:8]
     player = threading.Thread(target=_play, args=(sid, sid), kwargs={"players": 1, "turns": 1}, daemon=True)
     player.start()
@@ -510,7 +498,7 @@ def test_watch_follows_a_live_session(fleet, redis_client):
             time.sleep(0.02)
     sink = io.StringIO()
     stop = threading.Event()
-    watcher = threading.Thread(target=research.watch, args=(redis_client, sid),
+    watcher = threading.Thread(target=watch.watch, args=(redis_client, sid),
                                kwargs={"from_start": True, "json_lines": True, "console": sink, "stop": stop},
                                daemon=True)
     watcher.start()
@@ -523,13 +511,11 @@ def test_watch_follows_a_live_session(fleet, redis_client):
 
 
 def test_watch_stops_when_asked(redis_client):
-    from ttrpg.session import touch
-
     sid = "rq-" + uuid.uuid4().hex[:8]
     touch(redis_client, sid, campaign_id=sid, status="new")  # a session with no events yet
     sink = io.StringIO()
     stop = threading.Event()
-    t = threading.Thread(target=research.watch, args=(redis_client, sid),
+    t = threading.Thread(target=watch.watch, args=(redis_client, sid),
                          kwargs={"json_lines": False, "console": sink, "stop": stop, "block_ms": 100}, daemon=True)
     t.start()
     time.sleep(0.3)

@@ -9,7 +9,9 @@ from ttrpg.dm.script import ScriptDM, builtin_script
 from ttrpg.exceptions import SessionLocked, UnknownSession
 from ttrpg.game.characters import default_party
 from ttrpg.research import events
-from ttrpg.session import SessionLock, list_sessions, load_meta, play
+from ttrpg.session import play
+from ttrpg.session.lock import SessionLock
+from ttrpg.session.store import list_sessions, load_meta
 
 
 def _party(n):

@@ -22,13 +22,24 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from rq.results import Result
+from rq.serializers import JSONSerializer
+from rq.worker import Worker
 
-from ttrpg import research
+from tests.fake_llm_server import FakeLLMServer, chat
+from ttrpg.backend.connection import get_redis
+from ttrpg.console import clean_text, one_line
 from ttrpg.constants import CAMPAIGN_SESSIONS, SESSION_KEY
-from ttrpg.research import events
+from ttrpg.memory import store, storing
+from ttrpg.research import events, export, report, transcript, watch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,12 +120,17 @@ def _hostile_log(redis, sid: str, campaign: str) -> None:
 
 @pytest.fixture(scope="module")
 def hostile(ttrpg_home):
-    from ttrpg.backend.connection import get_redis
-
     redis = get_redis()
     tag = uuid.uuid4().hex[:8]
     sid, campaign = f"evil-{tag}", f"camp[/x]-{tag}\x1b]0;c\x07"
-    _hostile_log(redis, sid, campaign)
+    # Planted as a Redis writer would: not checked against the schema on the way in.
+    os.environ["TTRPG_CHECK_EVENTS"] = "0"
+    events._checking.cache_clear()
+    try:
+        _hostile_log(redis, sid, campaign)
+    finally:
+        os.environ["TTRPG_CHECK_EVENTS"] = "1"
+        events._checking.cache_clear()
     yield {"redis": redis, "sid": sid, "campaign": campaign}
     redis.close()
 
@@ -140,11 +156,9 @@ def test_watch_json_keeps_every_byte_as_json(hostile):
 
 
 def test_watch_on_a_real_terminal_prints_no_escape_but_its_own_colours(hostile):
-    from rich.console import Console
-
     sink = io.StringIO()
     console = Console(file=sink, force_terminal=True, color_system="truecolor", width=200)
-    n = research.watch(hostile["redis"], hostile["sid"], from_start=True, console=console)
+    n = watch.watch(hostile["redis"], hostile["sid"], from_start=True, console=console)
     assert n == len(events.all_events(hostile["redis"], hostile["sid"]))
     shown = sink.getvalue()
     assert "\x1b[" in shown  # rich's own colours are there...
@@ -201,38 +215,29 @@ def test_export_keeps_every_byte(hostile, tmp_path):
     _, err = assert_terminal_safe(run_bytes("logs", "export", "--campaign", hostile["campaign"], "--out",
                                             str(by_campaign)))
     assert "Wrote" in err
-    assert by_campaign.read_text() == research.export(hostile["redis"], hostile["sid"])
+    assert by_campaign.read_text() == export.export(hostile["redis"], hostile["sid"])
     table = tmp_path / "e.csv"
     assert_terminal_safe(run_bytes("logs", "export", hostile["sid"], "--format", "csv", "--out", str(table)))
-    assert table.read_bytes().decode() == research.export(hostile["redis"], hostile["sid"], fmt="csv")
+    assert table.read_bytes().decode() == export.export(hostile["redis"], hostile["sid"], fmt="csv")
     assert HOSTILE in table.read_bytes().decode()  # the CSV cell holds the text exactly
 
 
 def test_clean_text_and_md_text():
-    from ttrpg.console import clean_text, one_line
-
     assert clean_text(HOSTILE).startswith("open [/] close [link=https://evil.example]click[/link] [blink]")
     assert not CONTROLS.search(clean_text(HOSTILE)) and "\u202e" not in clean_text(HOSTILE)
     assert clean_text("a\n\tb") == "a\n\tb" and one_line("a\n\n b  c", 4) == "a b…"
-    assert research.md_text("# h\n- item\n1. one\n> q\n[ref]: http://x\n| a | b |\n~~~") == (
+    assert transcript.md_text("# h\n- item\n1. one\n> q\n[ref]: http://x\n| a | b |\n~~~") == (
         "\\# h\n\\- item\n1\\. one\n&gt; q\n\\[ref]: http://x\n\\| a | b |\n\\~~~")
-    assert research.md_text("[a](http://x) ![i](y) `c` \\ <b>&") == (
+    assert transcript.md_text("[a](http://x) ![i](y) `c` \\ <b>&") == (
         "\\[a]\\(http://x) ![i]\\(y) \\`c\\` \\\\ &lt;b&gt;&amp;")
-    assert research.md_text("x [/] [blink]x[/blink]") == "x [/] [blink]x[/blink]"
-    assert research.md_text("[/]") == "\\[/]"  # a line starting with [ could define a link: escaped
-    assert research.md_text("two\nlines", inline=True) == "two lines"
+    assert transcript.md_text("x [/] [blink]x[/blink]") == "x [/] [blink]x[/blink]"
+    assert transcript.md_text("[/]") == "\\[/]"  # a line starting with [ could define a link: escaped
+    assert transcript.md_text("two\nlines", inline=True) == "two lines"
 
 
 # --- status commands that print names read from Redis ---------------------------------------------
 
 def test_workers_status_shows_hostile_names_as_text(redis_client):
-    from rq import Queue
-    from rq.job import Job
-    from rq.registry import FailedJobRegistry
-    from rq.results import Result
-    from rq.serializers import JSONSerializer
-    from rq.worker import Worker
-
     tag = uuid.uuid4().hex[:6]
     queue_name = f"q[/x]{tag}\x1b]0;q\x07"
     queue = Queue(queue_name, connection=redis_client, serializer=JSONSerializer)
@@ -261,26 +266,22 @@ def test_workers_status_shows_hostile_names_as_text(redis_client):
 
 
 def test_memory_listing_shows_hostile_memories_as_text(redis_client):
-    from ttrpg import memory
-
     campaign = "mem-" + uuid.uuid4().hex[:8]
-    memory.store(redis_client, campaign, scope="party", text="Galvin [/] lies \x1b]0;t\x07[blink]", source="dm",
-                 turn=1, session_id="s1")
+    storing.store(redis_client, campaign, scope="party", text="Galvin [/] lies \x1b]0;t\x07[blink]", source="dm",
+                  turn=1, session_id="s1")
     try:
         out, _ = assert_terminal_safe(run_bytes("memory", "list", campaign))
         assert "Galvin [/] lies [blink]" in out
         out, _ = assert_terminal_safe(run_bytes("memory", "query", campaign, "Galvin"))
         assert "Galvin [/] lies" in out
     finally:
-        memory.delete_campaign(redis_client, campaign)
+        store.delete_campaign(redis_client, campaign)
 
 
 # --- the report: machine time and DM time, every roll ---------------------------------------------
 
 def _events_at(*specs):
     """Events of one session with given times (seconds from a start)."""
-    from datetime import datetime, timedelta, timezone
-
     t0 = datetime(2026, 11, 28, 20, 0, tzinfo=timezone.utc)
     out = []
     for at, event_type, event_id, fields in specs:
@@ -307,7 +308,7 @@ def test_report_separates_dm_time_from_machine_time():
         (60.25, "phase_completed", "2:dm_narration:1", {"phase": "dm_narration", "attempt": 1, "turn": 2}),
         (70, "dm_input", "2:outcome", {"kind": "outcome", "text": "z", "turn": 2}),  # an older event: no wait_ms
     )
-    rep = research.report_from_events(log)
+    rep = report.report_from_events(log)
     narration = rep["phases"]["dm_narration"]
     assert narration["label"] == "DM narration"
     assert (narration["count"], narration["total_ms"]) == (2, 750.0)  # machine time
@@ -324,9 +325,9 @@ def test_report_separates_dm_time_from_machine_time():
     assert rep["dm_time"]["timed"] == 5 and set(rep["dm_time"]["by_kind"]) == {
         "narration", "adjudication", "dice", "intervention", "outcome"}
     assert rep["machine_time"]["total_ms"] == 2750.0
-    rows = {r["phase"]: r for r in research.time_rows(rep)}
+    rows = {r["phase"]: r for r in report.time_rows(rep)}
     assert rows["dm_outcome"]["dm_total"] == "n/a" and rows["dm_narration"]["dm_total"] == "40000"
-    page = research.report_html(rep)
+    page = report.report_html(rep)
     assert "DM narration" in page and "n/a" in page and "40000" in page
 
 
@@ -337,10 +338,10 @@ def test_a_log_without_wait_ms_reports_dm_time_as_not_available():
         (1, "phase_started", "1:dm_narration:1", {"phase": "dm_narration", "attempt": 1}),
         (2, "phase_completed", "1:dm_narration:1", {"phase": "dm_narration", "attempt": 1}),
     )
-    rep = research.report_from_events(log)
+    rep = report.report_from_events(log)
     assert rep["dm_time"]["total_ms"] is None and rep["dm_time"]["answers"] == 1
     assert rep["phases"]["dm_narration"]["total_ms"] == 1000.0
-    assert dict(research.report_summary(rep))["DM time (answering)"].startswith("n/a")
+    assert dict(report.report_summary(rep))["DM time (answering)"].startswith("n/a")
 
 
 def test_report_counts_every_roll_by_event_id():
@@ -354,10 +355,10 @@ def test_report_counts_every_roll_by_event_id():
         (3, "dice_roll", "1:p2", {**roll, "player_id": "p2", "dice": [6], "band": "failure"}),  # an older id
         (3, "dice_roll", "1:p2", {**roll, "player_id": "p2", "dice": [6], "band": "failure"}),  # read twice
     )
-    rep = research.report_from_events(log)
+    rep = report.report_from_events(log)
     assert rep["dice"]["rolls"] == 3 and rep["dice"]["by_player"] == {"p1": 2, "p2": 1}
     assert rep["dice"]["most_by_one_player_in_a_turn"] == 2 and rep["dice"]["bands"] == {"barely": 2, "failure": 1}
-    story = research.story(log)
+    story = transcript.story(log)
     assert [r["dice"] for r in story["turns"][0]["rolls"]] == [[1], [2], [6]]
 
 
@@ -384,8 +385,6 @@ def test_play_against_a_hostile_model_prints_its_replies_as_text(tmp_path, queue
     """The DM's own terminal: every reply of the model (table talk, actions, reactions) is markup,
     escape sequences and control bytes. The session completes, the screen shows the text
     literally and no control byte, and the research log keeps the reply exactly."""
-    from tests.fake_llm_server import FakeLLMServer, chat
-
     sid = "hostile-play-" + uuid.uuid4().hex[:6]
     with FakeLLMServer() as server:
         base = server.route("evil", chat(f"I try to open the door. {HOSTILE}"))

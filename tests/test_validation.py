@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ttrpg.defaults import VALIDATION_MAX_ATTEMPTS
 from ttrpg.game.validation import (
-    MAX_ATTEMPTS,
     autocorrect,
     evaluate,
     find_overreach,
@@ -94,8 +94,8 @@ def test_violation_fields():
 
 
 def test_strict_instructions_grow():
-    texts = [strict_instructions(a) for a in range(1, MAX_ATTEMPTS + 1)]
-    assert MAX_ATTEMPTS == 3 and texts[0] == ""
+    texts = [strict_instructions(a) for a in range(1, VALIDATION_MAX_ATTEMPTS + 1)]
+    assert VALIDATION_MAX_ATTEMPTS == 3 and texts[0] == ""
     assert 0 < len(texts[1]) < len(texts[2])
     with pytest.raises(ValueError):
         strict_instructions(0)

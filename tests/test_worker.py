@@ -17,7 +17,10 @@ from rq import Retry
 from rq.job import JobStatus
 
 from tests.conftest import processes_mentioning, run_cli
-from ttrpg.fleet import horses, job_queue, live_workers, local_workers, measure_dispatch
+from ttrpg.fleet.bench import measure_dispatch
+from ttrpg.fleet.horse import horses
+from ttrpg.fleet.local import live_workers, local_workers
+from ttrpg.jobs.allowlist import job_queue
 from ttrpg.settings import get_settings
 
 
@@ -50,7 +53,7 @@ def _gone_or_zombie(pid: int) -> bool:
 
 def _probe(queue, timeout: int = 30) -> tuple[float, dict]:
     enqueued = time.time()
-    job = queue.enqueue("ttrpg.jobs.probe")
+    job = queue.enqueue("ttrpg.jobs.functions.probe")
     result = job.latest_result(timeout=timeout)
     assert result is not None, "probe did not finish"
     assert result.type == result.Type.SUCCESSFUL, result.exc_string
@@ -77,7 +80,7 @@ def test_warm_jobs_run_in_fresh_interpreters_that_imported_before_the_job(queue,
                 assert b"unix_socket_path" not in f.read()  # connection settings came through the pipe
             enqueued, value = _probe(queue)
             assert value["pid"] == horse.pid  # the job ran in the horse that was waiting
-            assert value["imported_at"] < enqueued  # ttrpg.jobs was imported before the job existed
+            assert value["imported_at"] < enqueued  # ttrpg.jobs.functions was imported before the job existed
             seen.append(value)
             print(f"warm dispatch {1000 * (value['started_at'] - enqueued):.1f} ms, waiting horse "
                   f"RSS {horse.rss_kb} kB")
@@ -90,7 +93,7 @@ def test_warm_jobs_run_in_fresh_interpreters_that_imported_before_the_job(queue,
 
 def test_back_to_back_jobs_never_share_an_interpreter_and_none_is_lost(queue, queue_name):
     with local_workers(1, [queue_name], "warm") as fleet:
-        jobs = [queue.enqueue("ttrpg.jobs.probe") for _ in range(5)]  # faster than horses get ready
+        jobs = [queue.enqueue("ttrpg.jobs.functions.probe") for _ in range(5)]  # faster than horses get ready
         values = []
         for job in jobs:
             result = job.latest_result(timeout=30)
@@ -130,7 +133,7 @@ def test_sigkill_of_a_waiting_horse_does_not_lose_the_next_job(queue, queue_name
 def test_a_hanging_job_is_killed_at_its_timeout_and_marked_failed(queue, queue_name):
     with local_workers(1, [queue_name], "warm") as fleet:
         started = time.monotonic()
-        job = queue.enqueue("ttrpg.jobs.sleep_for", 30, job_timeout=2)
+        job = queue.enqueue("ttrpg.jobs.functions.sleep_for", 30, job_timeout=2)
         assert _wait_status(job, {JobStatus.FAILED}, 25), job.get_status()
         elapsed = time.monotonic() - started
         print(f"a 30 s job with job_timeout=2 failed after {elapsed:.1f} s")
@@ -143,7 +146,7 @@ def test_a_hanging_job_is_killed_at_its_timeout_and_marked_failed(queue, queue_n
 def test_sigterm_finishes_the_job_in_flight_then_exits_0(queue, queue_name):
     with local_workers(1, [queue_name], "warm") as fleet:
         name, proc = fleet.names[0], fleet.procs[0]
-        job = queue.enqueue("ttrpg.jobs.sleep_for", 2)
+        job = queue.enqueue("ttrpg.jobs.functions.sleep_for", 2)
         assert _running_horse(name) is not None
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
@@ -155,7 +158,7 @@ def test_sigterm_finishes_the_job_in_flight_then_exits_0(queue, queue_name):
 def test_a_second_sigterm_is_a_cold_shutdown_that_kills_the_job(queue, queue_name):
     with local_workers(1, [queue_name], "warm") as fleet:
         name, proc = fleet.names[0], fleet.procs[0]
-        job = queue.enqueue("ttrpg.jobs.sleep_for", 30)
+        job = queue.enqueue("ttrpg.jobs.functions.sleep_for", 30)
         horse = _running_horse(name)
         proc.send_signal(signal.SIGTERM)
         time.sleep(1.5)  # RQ ignores a second signal within 1 s of the first
@@ -168,7 +171,7 @@ def test_a_second_sigterm_is_a_cold_shutdown_that_kills_the_job(queue, queue_nam
 
 def test_sigkill_of_a_running_horse_requeues_the_job_with_retry(queue, queue_name):
     with local_workers(1, [queue_name], "warm") as fleet:
-        job = queue.enqueue("ttrpg.jobs.sleep_for", 2, retry=Retry(max=1))
+        job = queue.enqueue("ttrpg.jobs.functions.sleep_for", 2, retry=Retry(max=1))
         horse = _running_horse(fleet.names[0])
         os.kill(horse.pid, signal.SIGKILL)
         assert _wait_status(job, {JobStatus.FINISHED, JobStatus.FAILED}, 30)
@@ -179,7 +182,7 @@ def test_sigkill_of_a_running_horse_requeues_the_job_with_retry(queue, queue_nam
 def test_sigkill_of_a_busy_worker_lets_the_job_finish_and_leaves_nothing(queue, queue_name):
     with local_workers(1, [queue_name], "warm") as fleet:
         name = fleet.names[0]
-        job = queue.enqueue("ttrpg.jobs.sleep_for", 2)
+        job = queue.enqueue("ttrpg.jobs.functions.sleep_for", 2)
         horse = _running_horse(name)
         os.kill(fleet.pids[0], signal.SIGKILL)
         assert _wait_status(job, {JobStatus.FINISHED}, 20), job.get_status()
@@ -196,7 +199,7 @@ def test_only_allow_listed_functions_run_on_every_worker_class(worker_class, que
     )
     refused = queue.enqueue("os.mkdir", str(made), retry=Retry(max=2))
     evil = queue.enqueue("ttrpg_evil_mod.run")
-    fine = queue.enqueue("ttrpg.jobs.probe")
+    fine = queue.enqueue("ttrpg.jobs.functions.probe")
     pythonpath = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)
     result = run_cli("worker", "--burst", "--worker-class", worker_class, "--queues", queue_name,
                      env={"PYTHONPATH": pythonpath})

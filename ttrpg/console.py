@@ -7,7 +7,12 @@ for scripts (``ttrpg sessions --json | jq``). Rich honours NO_COLOR and non-TTY 
 from __future__ import annotations
 
 import functools
+import json
 import re
+import sys
+
+from rich.console import Console
+from rich.text import Text
 
 # ESC-introduced sequences first (CSI ``ESC [ ... final``, OSC/DCS/APC/PM/SOS strings ended by
 # BEL or ``ESC \\``, two-byte escapes), so that their parameters go too, not just the ESC byte;
@@ -39,8 +44,6 @@ def clean_text(text) -> str:
 
 def text(value, style: str = ""):
     """A :class:`rich.text.Text` of untrusted ``value``: printed as typed, never as markup."""
-    from rich.text import Text
-
     return Text(clean_text(value), style=style)
 
 
@@ -61,8 +64,6 @@ def assemble(*parts):
 
         err().print(assemble(("Error: ", "bold red"), message))
     """
-    from rich.text import Text
-
     out = Text()
     for part in parts:
         if isinstance(part, Text):
@@ -85,22 +86,15 @@ def cell(value, style: str = ""):
 
 @functools.cache
 def err():
-    from rich.console import Console
-
     return Console(stderr=True, highlight=False)
 
 
 @functools.cache
 def out():
-    from rich.console import Console
-
     return Console(highlight=False)
 
 
 def print_json(data) -> None:
     """One JSON document on stdout, plain (no colour, no wrapping), for scripts."""
-    import json
-    import sys
-
     sys.stdout.write(json.dumps(data, default=str) + "\n")
     sys.stdout.flush()

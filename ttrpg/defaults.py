@@ -159,8 +159,10 @@ MEMORY_SESSION_SUMMARY_CHARS = 3000
 """Length cap of an end-of-session recap."""
 
 MEMORY_MIN_CANDIDATES = 40
+"""Fewest best text matches a query re-ranks by confidence (4 x limit, at least this)."""
+
 MEMORY_MAX_CANDIDATES = 200
-"""How many best text matches a query re-ranks by confidence (4 x limit, within these bounds)."""
+"""Most best text matches a query re-ranks by confidence (4 x limit, at most this)."""
 
 MEMORY_INDEX_WAIT_S = 10.0
 """How long a process waits for RediSearch to finish (re)indexing memories after a restart."""

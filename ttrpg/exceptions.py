@@ -14,6 +14,7 @@ Hierarchy::
     ├── SessionLocked               another process is driving the session
     ├── LockLost                    this driver lost its lock (stopped past the TTL): stops, writes nothing
     ├── CheckpointRejected          a checkpoint names a type ttrpg never stores: refused, nothing constructed
+    ├── EventSchemaError            an emitted event does not match docs/events.md (TTRPG_CHECK_EVENTS=1)
     ├── PhaseError                  a turn phase failed (jobs failed, bad reply)
     │   └── PhaseTimeout            a phase exceeded its time limit
     └── LLMError                    (ttrpg.llm) the model could not be asked
@@ -97,6 +98,13 @@ class CheckpointRejected(TTRPGError):
 
     hint = ("Someone with write access to this Redis edited the session's checkpoints; check who can "
             "reach it (see `ttrpg redis status`) before resuming.")
+
+
+class EventSchemaError(TTRPGError):
+    """An event about to be logged does not match its schema (:mod:`ttrpg.research.schema`).
+
+    Checked only with ``TTRPG_CHECK_EVENTS=1`` (the test suite sets it): a bug in ttrpg, never
+    the user's input, so the driver stops instead of treating it as a failed phase."""
 
 
 class PhaseError(TTRPGError):

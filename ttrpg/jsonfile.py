@@ -32,6 +32,7 @@ import math
 import os
 import re
 import stat
+from json import scanner
 from pathlib import Path
 from typing import Any
 
@@ -115,8 +116,6 @@ def _duplicate_at(text: str, key: str) -> int | None:
     Only on the error path: the C parser cannot say where an object starts, so the text is
     parsed again by the pure-Python scanner, whose ``parse_object`` knows.
     """
-    from json import scanner
-
     decoder = json.JSONDecoder(object_pairs_hook=_pairs, parse_int=_parse_int, parse_float=_parse_float,
                                parse_constant=_parse_constant)
     parse_object = decoder.parse_object

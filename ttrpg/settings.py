@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ttrpg import defaults
 from ttrpg.constants import DEFAULT_QUEUE
+from ttrpg.exceptions import ConfigError
 
 
 def _default_home() -> Path:
@@ -27,8 +29,6 @@ def _float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError:
-        from ttrpg.exceptions import ConfigError
-
         raise ConfigError(f"{name}={raw!r} is not a number.", hint=f"Set {name} to a number or unset it.")
 
 
@@ -48,8 +48,6 @@ def _directory(name: str, raw: str | None, default: Path) -> Path:
     except OSError as exc:  # e.g. a parent you may not enter
         where = f"cannot be used: {exc.strerror or exc}"
     if where:
-        from ttrpg.exceptions import ConfigError
-
         what = f"{name}={str(path)!r}" if raw else f"{name} (default {str(path)!r})"
         raise ConfigError(f"{what} {where}.",
                           hint=f"Set {name} to a directory (it is created if missing), or unset it.")
@@ -61,10 +59,6 @@ _REDIS_SCHEMES = ("redis", "rediss", "unix")
 
 def check_redis_url(url: str, name: str = "TTRPG_REDIS_URL") -> str:
     """``url`` if redis-py can use it, else a ConfigError naming the variable (password masked)."""
-    from urllib.parse import urlsplit
-
-    from ttrpg.exceptions import ConfigError
-
     problem = None
     try:
         parts = urlsplit(url)
@@ -87,7 +81,7 @@ def check_redis_url(url: str, name: str = "TTRPG_REDIS_URL") -> str:
     except ValueError:
         problem = "it cannot be parsed as a URL"
     if problem:
-        from ttrpg.backend.connection import mask_url
+        from ttrpg.backend.connection import mask_url  # deferred: connection imports this module
 
         raise ConfigError(f"{name}={mask_url(url)!r} is not a usable Redis URL: {problem}.",
                           hint="Use redis://[:PASSWORD@]HOST:6379/0, rediss://... (TLS) or unix:///path/redis.sock, "
@@ -125,6 +119,7 @@ class Settings:
     worker_class: str = "warm"
     worker_name: str | None = None
     kill_after: str | None = None
+    check_events: bool = False
     allowed_base_urls: tuple[str, ...] = ()
 
     @classmethod
@@ -144,6 +139,7 @@ class Settings:
             worker_class=os.environ.get("TTRPG_WORKER_CLASS") or "warm",
             worker_name=os.environ.get("TTRPG_WORKER_NAME") or None,
             kill_after=os.environ.get("TTRPG_KILL_AFTER") or None,
+            check_events=_bool("TTRPG_CHECK_EVENTS", False),
             allowed_base_urls=tuple(u.strip() for u in (os.environ.get("TTRPG_ALLOWED_BASE_URLS") or "").split(",")
                                     if u.strip()),
         )

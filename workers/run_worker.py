@@ -15,7 +15,8 @@ import sys
 def main() -> int:
     from ttrpg.cli import private_umask, report_error
     from ttrpg.exceptions import TTRPGError
-    from ttrpg.fleet import DEFAULT_WORKER_CLASS, run_worker
+    from ttrpg.fleet.run import run_worker
+    from ttrpg.fleet.workers import DEFAULT_WORKER_CLASS
     from ttrpg.settings import get_settings
 
     private_umask()

@@ -8,11 +8,16 @@ one, it starts (or reuses) the embedded server (:mod:`ttrpg.backend.embedded`).
 from __future__ import annotations
 
 import re
+import time
+from urllib.parse import unquote, urlsplit
+
+import redis
 
 from ttrpg import defaults
+from ttrpg.backend import embedded
 from ttrpg.constants import REQUIRED_MODULES
 from ttrpg.exceptions import ConfigError, RedisModulesMissing, RedisUnavailable
-from ttrpg.settings import Settings, get_settings
+from ttrpg.settings import Settings, check_redis_url, get_settings
 
 _checked: set[str] = set()
 
@@ -41,22 +46,16 @@ def redis_url(settings: Settings | None = None) -> str:
     settings = settings or get_settings()
     if settings.redis_url:
         return settings.redis_url
-    from ttrpg.backend import embedded
-
     return embedded.ensure_running(settings.home)
 
 
 def get_redis(settings: Settings | None = None, *, socket_timeout: float = defaults.REDIS_SOCKET_TIMEOUT_S):
     """A checked client (bytes responses, as RQ needs). Raises RedisUnavailable / RedisModulesMissing."""
-    import redis
-
     url = redis_url(settings)
     try:
         client = redis.Redis.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=5,
                                       health_check_interval=30)
     except ValueError:  # its text may quote part of the URL: never shown
-        from ttrpg.settings import check_redis_url
-
         check_redis_url(url)  # names the problem, password masked
         raise ConfigError(f"Redis URL {mask_url(url)!r} is not usable.",
                           hint="Use redis://[:PASSWORD@]HOST:6379/0 or unix:///path/redis.sock.") from None
@@ -68,8 +67,6 @@ def get_redis(settings: Settings | None = None, *, socket_timeout: float = defau
 
 def check_server(client, url: str) -> None:
     """Ping the server and make sure the modules the checkpointer needs are loaded."""
-    import redis
-
     try:
         client.ping()
         names = {_name(m) for m in client.module_list()}
@@ -101,8 +98,6 @@ def _has_password(url: str) -> bool:
 
 def _clean(exc: BaseException, url: str) -> str:
     """An exception's text with the URL's password (if it appears) masked, on one line."""
-    from urllib.parse import unquote, urlsplit
-
     text = " ".join(str(exc).split())
     try:
         password = urlsplit(url).password
@@ -111,6 +106,40 @@ def _clean(exc: BaseException, url: str) -> str:
     for secret in filter(None, {password, password and unquote(password)}):
         text = text.replace(secret, "***")
     return text[:300]
+
+
+def text_of(value) -> str:
+    """A name or value read from Redis as text (bytes that are not UTF-8 never raise).
+
+    It is data from whoever can write to the Redis: printers show it as cleaned text
+    (:func:`ttrpg.console.cell`), never as markup."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def when_redis_is_up(fn, *, patience_s: float | None = None, should_stop=None, on_wait=None,
+                     first_wait_s: float = 1.0, max_wait_s: float = defaults.REDIS_RETRY_MAX_S):
+    """``fn()``, called again while Redis is unreachable (connection or timeout error).
+
+    Waits ``first_wait_s`` between attempts, doubling up to ``max_wait_s``; ``on_wait(exc,
+    wait_s)`` is told before each wait. Re-raises the error once ``patience_s`` is spent;
+    returns None as soon as ``should_stop()`` is true (checked every 0.2 s while waiting).
+    """
+    deadline = None if patience_s is None else time.monotonic() + patience_s
+    wait = first_wait_s
+    while True:
+        if should_stop is not None and should_stop():
+            return None
+        try:
+            return fn()
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            if deadline is not None and time.monotonic() > deadline:
+                raise
+            if on_wait is not None:
+                on_wait(exc, wait)
+        until = time.monotonic() + wait
+        while time.monotonic() < until and not (should_stop is not None and should_stop()):
+            time.sleep(min(0.2, wait))
+        wait = min(wait * 2, max_wait_s)
 
 
 def _name(module: dict) -> str:

@@ -53,6 +53,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from ttrpg import defaults
 from ttrpg.exceptions import ConfigError, RedisUnavailable, UnsafePath
 
@@ -215,8 +217,6 @@ def _is_redis_process(pid: int) -> bool:
 
 
 def _ping(p: Paths, timeout: float = 1.0) -> bool:
-    import redis
-
     if not p.socket.exists():
         return False
     check_private(p.socket_dir, "socket directory")
@@ -330,8 +330,6 @@ def ensure_running(home: Path) -> str:
 
 def stop(home: Path, timeout: float = 20.0) -> int | None:
     """Shut the server down cleanly (AOF flushed); returns the pid it had, or None."""
-    import redis
-
     p = paths(home)
     with _start_lock(p):
         pid = running_pid(home)
@@ -350,8 +348,6 @@ def stop(home: Path, timeout: float = 20.0) -> int | None:
 
 def status(home: Path) -> dict:
     """What ``ttrpg redis status`` shows: url, pid, version, modules, memory, AOF."""
-    import redis
-
     p = paths(home)
     pid = running_pid(home)
     info: dict = {"embedded": True, "url": p.url, "running": pid is not None, "pid": pid,

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import typer
 
+from ttrpg.console import cell, err, out, print_json
+
+# ttrpg.ops and rich are imported inside the commands: they load the fleet, langgraph and Redis,
+# which `ttrpg --help` must not (tests/test_cli.py checks).
+
 
 def bench(
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
     quick: bool = typer.Option(False, "--quick", help="Fewer repetitions and a short session (about a minute)."),
 ) -> None:
     """Measure start-up, job dispatch per worker class, fan-out, checkpoints, turn overhead, resume, memory."""
-    from ttrpg.console import err, out, print_json
     from ttrpg.ops import bench as lib
 
     with err().status("benchmarking...") as status:
@@ -29,8 +33,6 @@ class _Cells:
         self.table = table
 
     def add_row(self, *values) -> None:
-        from ttrpg.console import cell
-
         self.table.add_row(*(cell(v) for v in values))
 
 
@@ -79,7 +81,6 @@ def drill(
     json_out: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout."),
 ) -> None:
     """Play seeded sessions while killing the DM, workers and Redis, and injecting LLM faults."""
-    from ttrpg.console import err, out, print_json
     from ttrpg.ops import drill as lib
 
     with err().status("drilling...") as status:

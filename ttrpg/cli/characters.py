@@ -7,6 +7,8 @@ Only typer is imported at module level so ``ttrpg --help`` stays fast.
 
 from __future__ import annotations
 
+# Library imports are deferred into each command: `ttrpg --help` must not import langgraph,
+# openai, rq or redis (a second or more of start-up); see ttrpg/cli/__init__.py.
 from pathlib import Path
 
 import typer

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+from ttrpg.console import assemble, cell, err, one_line, out, print_json, text
+from ttrpg.exceptions import ConfigError
+
+# ttrpg.research, the Redis connection and rich are imported inside the commands: `ttrpg --help`
+# stays fast and loads none of them (tests/test_research.py checks).
 
 app = typer.Typer(
     help="Research logs: export a session's events (JSONL, CSV) or its story (Markdown, HTML).",
@@ -18,11 +27,6 @@ def write_out(text: str, out: Path, option: str = "--out") -> None:
     """Write ``text`` to the file ``out``, creating its folder; a path that cannot be written
     (a directory, a full disk, no permission, a file where a folder should be) is a
     :class:`~ttrpg.exceptions.ConfigError` naming the problem and the fix (exit 2)."""
-    import errno
-
-    from ttrpg.console import one_line
-    from ttrpg.exceptions import ConfigError
-
     shown = one_line(str(out))
     fix = f"Give {option} a file path in a folder you can write to (e.g. {option} ./report.out)."
     if out.is_dir():
@@ -50,22 +54,13 @@ def write_out(text: str, out: Path, option: str = "--out") -> None:
 
 def _write(text: str, out: Path | None, what: str) -> None:
     """The data to ``out`` (a message on stderr) or to stdout."""
-    import sys
-
-    from ttrpg.console import assemble, err
-
     if out is None:
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
         except BrokenPipeError:  # `| head`: the reader has what it wanted
-            import os
-
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except OSError as exc:
-            from ttrpg.console import one_line
-            from ttrpg.exceptions import ConfigError
-
             raise ConfigError(f"Cannot write {what} to standard output: {one_line(exc.strerror or exc)}.",
                               hint="Write to a file with --out PATH instead.") from None
         return
@@ -83,24 +78,24 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """Export the events of a session (or of a campaign's sessions) as JSONL or CSV."""
-    from ttrpg import research
     from ttrpg.backend.connection import get_redis
-    from ttrpg.exceptions import ConfigError
+    from ttrpg.research.export import campaign_sessions
+    from ttrpg.research.export import export as export_events
 
     if bool(session) == bool(campaign):
         raise ConfigError("Give either a SESSION or --campaign ID.",
                           hint="e.g. `ttrpg logs export 20261123-202007-b3fc` or `ttrpg logs export --campaign c1`.")
     redis = get_redis()
     if campaign:
-        ids = research.campaign_sessions(redis, campaign)
+        ids = campaign_sessions(redis, campaign)
         if not ids:
             raise ConfigError(f"No sessions in campaign {campaign!r}.", hint="List sessions with `ttrpg sessions`.")
     else:
         ids = [session]
-    text = research.export(redis, ids, fmt=fmt.lower(), event_types=event_types)
-    count = text.count("\n") if fmt.lower() == "jsonl" else None
+    data = export_events(redis, ids, fmt=fmt.lower(), event_types=event_types)
+    count = data.count("\n") if fmt.lower() == "jsonl" else None
     what = f"{count} events" if count is not None else "the events"
-    _write(text, out, f"{what} of {len(ids)} session(s)")
+    _write(data, out, f"{what} of {len(ids)} session(s)")
 
 
 @app.command("transcript")
@@ -110,10 +105,10 @@ def transcript(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
 ) -> None:
     """The story of a session, turn by turn: narration, actions, dice, outcomes, reactions."""
-    from ttrpg import research
     from ttrpg.backend.connection import get_redis
+    from ttrpg.research.transcript import transcript as story_of
 
-    _write(research.transcript(get_redis(), session, fmt=fmt.lower()), out, "the transcript")
+    _write(story_of(get_redis(), session, fmt=fmt.lower()), out, "the transcript")
 
 
 def watch(
@@ -122,16 +117,16 @@ def watch(
     json_out: bool = typer.Option(False, "--json", help="One JSON event per line on stdout, as the log stores it."),
 ) -> None:
     """Follow a session's events live until it ends (Ctrl-C stops watching)."""
-    from ttrpg import research
     from ttrpg.backend.connection import get_redis
-    from ttrpg.console import err, out, text
+    from ttrpg.research.export import check_session
+    from ttrpg.research.watch import watch as follow
 
     redis = get_redis()
-    research.check_session(redis, session)
+    check_session(redis, session)
     if not json_out:
         err().print(text(f"Watching session {session}{' from its start' if from_start else ''}; Ctrl-C stops.",
                          "dim"), soft_wrap=True)
-    research.watch(redis, session, from_start=from_start, json_lines=json_out, console=out())
+    follow(redis, session, from_start=from_start, json_lines=json_out, console=out())
 
 
 def report(
@@ -140,13 +135,13 @@ def report(
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
 ) -> None:
     """Numbers of a session: phase durations, model calls, retries, validation, tokens, consensus."""
-    from ttrpg import research
     from ttrpg.backend.connection import get_redis
-    from ttrpg.console import assemble, err, out, print_json
+    from ttrpg.research.report import report as numbers_of
+    from ttrpg.research.report import report_html
 
-    rep = research.report(get_redis(), session)
+    rep = numbers_of(get_redis(), session)
     if html is not None:
-        write_out(research.report_html(rep), html, "--html")
+        write_out(report_html(rep), html, "--html")
         err().print(assemble(f"Wrote the report page to {html}"), soft_wrap=True)
     if json_out:
         print_json(rep)
@@ -159,11 +154,10 @@ def print_report(rep: dict, console) -> None:
     Every value is a rich ``Text`` (ids, model names and labels are never parsed as markup)."""
     from rich.table import Table
 
-    from ttrpg import research
-    from ttrpg.console import cell
+    from ttrpg.research.report import report_summary, time_rows
 
     summary = Table(show_header=False, box=None, title=cell(f"Session {rep['session_id']}"))
-    for k, v in research.report_summary(rep)[1:]:
+    for k, v in report_summary(rep)[1:]:
         summary.add_row(cell(k), cell(v))
     console.print(summary)
     phases = Table(title=cell("Phase durations (ms): machine time, and the DM's time to answer"))
@@ -172,7 +166,7 @@ def print_report(rep: dict, console) -> None:
             ("DM p50", "dm_p50"))
     for col, _ in cols:
         phases.add_column(col, justify="left" if col == "phase" else "right")
-    for row in research.time_rows(rep):
+    for row in time_rows(rep):
         phases.add_row(*(cell(row[key]) for _, key in cols))
     console.print(phases)
     tokens = Table(title=cell("Tokens per turn (every model call)"))

@@ -7,6 +7,8 @@ messages for humans go to stdout / stderr through rich.
 
 from __future__ import annotations
 
+# Library imports are deferred into each command: `ttrpg --help` must not import langgraph,
+# openai, rq or redis (a second or more of start-up); see ttrpg/cli/__init__.py.
 from typing import List, Optional
 
 import typer
@@ -26,17 +28,17 @@ def query_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
     """Memories relevant to TEXT, best first (relevance x confidence), with where they came from."""
-    from ttrpg import memory
     from ttrpg.backend.connection import get_redis
     from ttrpg.console import err, print_json
+    from ttrpg.memory.recall import NOTHING_KNOWN, query
 
-    rows = memory.query(get_redis(), campaign, text, scopes=list(scope) if scope else None, limit=limit,
-                        token_budget=None)
+    rows = query(get_redis(), campaign, text, scopes=list(scope) if scope else None, limit=limit,
+                 token_budget=None)
     if json_out:
         print_json(rows)
         return
     if not rows:
-        err().print(memory.NOTHING_KNOWN, markup=False)
+        err().print(NOTHING_KNOWN, markup=False)
         return
     _table(rows, ("confidence", "scope", "learned", "text"))
 
@@ -50,11 +52,11 @@ def list_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
     """A campaign's memories, newest first (superseded ones included, marked)."""
-    from ttrpg import memory
     from ttrpg.backend.connection import get_redis
     from ttrpg.console import err, print_json, text
+    from ttrpg.memory.recall import list_memories
 
-    rows = memory.list_memories(get_redis(), campaign, scope=scope, limit=limit)
+    rows = list_memories(get_redis(), campaign, scope=scope, limit=limit)
     if json_out:
         print_json(rows)
         return
@@ -71,11 +73,11 @@ def bench_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
     """Time memory queries against N synthetic memories (a throwaway campaign, removed after)."""
-    from ttrpg import memory
     from ttrpg.backend.connection import get_redis
     from ttrpg.console import err, print_json
+    from ttrpg.memory.benchmark import bench_query
 
-    figures = memory.bench_query(get_redis(), n=n, queries=queries)
+    figures = bench_query(get_redis(), n=n, queries=queries)
     if json_out:
         print_json(figures)
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# Library imports are deferred into each command: `ttrpg --help` must not import langgraph,
+# openai, rq or redis (a second or more of start-up); see ttrpg/cli/__init__.py.
 import random
 from pathlib import Path
 from typing import Optional
@@ -43,17 +45,18 @@ def play(
     from ttrpg.session import play as lib
 
     lib.check_options(turns=turns, players=players, workers=workers, latency_ms=latency, seed=seed)
-    from ttrpg.dm import KeyboardDM
+    from ttrpg.dm.keyboard import KeyboardDM
     from ttrpg.dm.script import ScriptDM, load_script
     from ttrpg.game.characters import default_party, load_party
+    from ttrpg.llm.config import make_config
     from ttrpg.settings import get_settings
 
     settings = get_settings()
     party = lib.select_players((load_party(characters) if characters else default_party()).to_state(), players)
     script = load_script(dm_script) if dm_script else None
     run_seed = seed if seed is not None else random.randrange(1, 10**6)
-    llm = lib.llm_config(settings, offline=offline, model=model, latency_ms=latency,
-                         faults=lib.parse_faults(faults), seed=run_seed)
+    llm = make_config(model, settings=settings, offline=offline, latency_ms=latency,
+                      faults=lib.parse_faults(faults), seed=run_seed)
     try:
         lib.start(session_id=session, campaign_id=campaign, party=party, llm=llm,
                   dm=ScriptDM(script) if script else KeyboardDM(), dm_script=script, max_turns=turns,

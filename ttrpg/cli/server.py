@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# Library imports are deferred into each command: `ttrpg --help` must not import langgraph,
+# openai, rq or redis (a second or more of start-up); see ttrpg/cli/__init__.py.
 import typer
 
 app = typer.Typer(help="Manage ttrpg's embedded Redis server (unix socket, AOF, JSON + Search modules).",

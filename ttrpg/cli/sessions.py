@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# Library imports are deferred into each command: `ttrpg --help` must not import langgraph,
+# openai, rq or redis (a second or more of start-up); see ttrpg/cli/__init__.py.
 import typer
 
 
@@ -13,7 +15,7 @@ def sessions(json_out: bool = typer.Option(False, "--json", help="Print JSON on 
 
     from ttrpg.backend.connection import get_redis
     from ttrpg.console import out, print_json, text
-    from ttrpg.session import list_sessions
+    from ttrpg.session.store import list_sessions
 
     rows = list_sessions(get_redis())
     if json_out:
@@ -39,7 +41,7 @@ def status(
 
     from ttrpg.backend.connection import get_redis
     from ttrpg.console import out, print_json, text
-    from ttrpg.session import check_session_id, session_status
+    from ttrpg.session.store import check_session_id, session_status
     from ttrpg.vocabulary import SESSION_STATES
 
     info = session_status(get_redis(), check_session_id(session))

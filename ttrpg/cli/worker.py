@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+# Library imports are deferred into each command: `ttrpg --help` must not import langgraph,
+# openai, rq or redis (a second or more of start-up); see ttrpg/cli/__init__.py.
 from enum import Enum
 
 import typer
@@ -38,7 +40,7 @@ def worker(
     several), TTRPG_WORKER_CLASS, TTRPG_WORKER_NAME, OPENAI_API_KEY, OPENAI_BASE_URL,
     TTRPG_MODEL and TTRPG_WARM_SPAWN (0 = spawn each horse only when its job arrives).
     """
-    from ttrpg.fleet import run_worker
+    from ttrpg.fleet.run import run_worker
     from ttrpg.settings import get_settings
 
     settings = get_settings()

@@ -34,8 +34,27 @@ import socket
 import sys
 import time
 
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.executions import Execution
+from rq.queue import Queue
+from rq.registry import (
+    DeferredJobRegistry,
+    FailedJobRegistry,
+    FinishedJobRegistry,
+    ScheduledJobRegistry,
+    StartedJobRegistry,
+)
+from rq.serializers import JSONSerializer
+from rq.utils import parse_composite_key
+from rq.worker import Worker
+
 from ttrpg import defaults
+from ttrpg.backend import embedded
+from ttrpg.backend.connection import get_redis, mask_url, redis_url, text_of
+from ttrpg.fleet.horse import horses
+from ttrpg.jobs.allowlist import AllowListedJob
 from ttrpg.process import pid_alive
+from ttrpg.settings import get_settings
 
 __all__ = ["fleet_status", "failed_jobs", "requeue_failed", "requeue_failed_jobs", "redis_server_argv"]
 
@@ -49,14 +68,6 @@ STALE_HEARTBEAT_S = float(defaults.WORKER_TTL_S + defaults.JOB_MONITORING_INTERV
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _text(v) -> str:
-    """A name or value read from Redis as text (bytes that are not UTF-8 never stop a listing).
-
-    It is data from whoever can write to the Redis: printers show it as cleaned text
-    (:func:`ttrpg.console.cell`), never as markup; ``--json`` keeps it."""
-    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
 
 
 def _iso(value) -> str | None:
@@ -84,9 +95,6 @@ def _last_line(text: str | None) -> str | None:
 
 def monitor_client(settings=None):
     """A checked Redis client of its own for monitoring (never the orchestrator's pool)."""
-    from ttrpg.backend.connection import get_redis
-    from ttrpg.settings import get_settings
-
     return get_redis(settings or get_settings(), socket_timeout=defaults.REDIS_MONITOR_SOCKET_TIMEOUT_S)
 
 
@@ -115,18 +123,12 @@ def _select_queues(client, settings, queues, all_queues: bool, workers: list | N
         if w["alive"]:
             names += w["queues"]
     if all_queues:
-        from rq.queue import Queue
-
         prefix = Queue.redis_queue_namespace_prefix
-        names += sorted(_text(k)[len(prefix):] for k in client.smembers(Queue.redis_queues_keys))
+        names += sorted(text_of(k)[len(prefix):] for k in client.smembers(Queue.redis_queues_keys))
     return list(dict.fromkeys(names))
 
 
 def _fetch_jobs(client, ids: list[str]) -> dict:
-    from rq.serializers import JSONSerializer
-
-    from ttrpg.fleet import AllowListedJob
-
     if not ids:
         return {}
     jobs = AllowListedJob.fetch_many(ids, connection=client, serializer=JSONSerializer)
@@ -153,18 +155,13 @@ def _job_summary(job, queue: str) -> dict:
 
 def _zrange(client, key: str, limit: int) -> list[tuple[str, float]]:
     end = -1 if limit <= 0 else limit - 1
-    return [(_text(member), float(score)) for member, score in client.zrange(key, 0, end, withscores=True)]
+    return [(text_of(member), float(score)) for member, score in client.zrange(key, 0, end, withscores=True)]
 
 
 # --------------------------------------------------------------------------- workers
 
 
 def _workers(client) -> list[dict]:
-    from rq.serializers import JSONSerializer
-    from rq.worker import Worker
-
-    from ttrpg.fleet import AllowListedJob, horses
-
     hostname = socket.gethostname()
     local_horses: dict[str, list[dict]] = {}
     for h in horses():
@@ -217,14 +214,6 @@ def _workers(client) -> list[dict]:
 
 
 def _registry_keys(name: str) -> dict[str, str]:
-    from rq.registry import (
-        DeferredJobRegistry,
-        FailedJobRegistry,
-        FinishedJobRegistry,
-        ScheduledJobRegistry,
-        StartedJobRegistry,
-    )
-
     return {
         "started": StartedJobRegistry.key_template.format(name),
         "scheduled": ScheduledJobRegistry.key_template.format(name),
@@ -235,8 +224,6 @@ def _registry_keys(name: str) -> dict[str, str]:
 
 
 def _queue_depths(client, name: str, workers: list[dict]) -> dict:
-    from rq.queue import Queue
-
     keys = _registry_keys(name)
     with client.pipeline(transaction=False) as p:
         p.llen(Queue.redis_queue_namespace_prefix + name)
@@ -250,9 +237,6 @@ def _queue_depths(client, name: str, workers: list[dict]) -> dict:
 
 
 def _started(client, name: str, limit: int) -> list[dict]:
-    from rq.executions import Execution
-    from rq.utils import parse_composite_key
-
     now = time.time()
     entries = []
     for member, score in _zrange(client, _registry_keys(name)["started"], limit):
@@ -266,7 +250,7 @@ def _started(client, name: str, limit: int) -> list[dict]:
     rows = []
     for (job_id, execution_id, score), execution in zip(entries, executions):
         job = jobs.get(job_id)
-        execution = {_text(k): _text(v) for k, v in (execution or {}).items()}
+        execution = {text_of(k): text_of(v) for k, v in (execution or {}).items()}
         row = _job_summary(job, name) if job else {"id": job_id, "queue": name, "func": None}
         created = execution.get("created_at")
         beat = execution.get("last_heartbeat")
@@ -336,9 +320,6 @@ def fleet_status(settings=None, queues=None, *, all_queues: bool = False, limit:
     ``started``, ``scheduled``, ``failed``: up to ``limit`` jobs per queue; failed jobs carry
     the last line of their error.
     """
-    from ttrpg.backend.connection import mask_url, redis_url
-    from ttrpg.settings import get_settings
-
     settings = settings or get_settings()
     client = monitor_client(settings)
     try:
@@ -359,8 +340,6 @@ def fleet_status(settings=None, queues=None, *, all_queues: bool = False, limit:
 
 def failed_jobs(settings=None, queues=None, *, all_queues: bool = False, limit: int = 0) -> list[dict]:
     """Failed jobs of the selected queues, newest first, each with the last line of its error."""
-    from ttrpg.settings import get_settings
-
     settings = settings or get_settings()
     client = monitor_client(settings)
     try:
@@ -376,13 +355,6 @@ def requeue_failed_jobs(settings=None, queue=None, *, all_queues: bool = False) 
     The job keeps its id, arguments and remaining retries; a job that fails again goes back
     to the failed registry. Jobs whose data already expired are skipped.
     """
-    from rq.exceptions import InvalidJobOperation, NoSuchJobError
-    from rq.registry import FailedJobRegistry
-    from rq.serializers import JSONSerializer
-
-    from ttrpg.fleet import AllowListedJob
-    from ttrpg.settings import get_settings
-
     settings = settings or get_settings()
     client = monitor_client(settings)
     try:
@@ -418,8 +390,6 @@ def redis_server_argv(args: list[str] | None = None) -> list[str]:
 
     ``args`` come first, so a config file path may lead them, as redis-server requires.
     """
-    from ttrpg.backend import embedded
-
     argv = [str(embedded.server_binary()), *(args or [])]
     for module in embedded.module_files():
         argv += ["--loadmodule", str(module)]

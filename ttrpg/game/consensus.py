@@ -25,7 +25,7 @@ MAX_SECONDS = defaults.DISCUSSION_MAX_S
 
 
 def _label(plan: str) -> str:
-    from ttrpg.prompts import plan_label_key
+    from ttrpg.prompts.parsers import plan_label_key
 
     return plan_label_key(plan or "")
 

@@ -4,7 +4,7 @@ Why: in Lasers & Feelings a player says what their character *tries* to do; the 
 the GM say what happens. A model playing a character readily writes "I fire and the guard
 drops" or "the captain nods and agrees", which takes the outcome away from the dice and
 other characters' reactions away from the DM. The graph checks every character-layer
-action with :func:`find_overreach`, re-asks the model up to :data:`MAX_ATTEMPTS` times
+action with :func:`find_overreach`, re-asks the model up to :data:`ttrpg.defaults.VALIDATION_MAX_ATTEMPTS` times
 with :func:`strict_instructions`, and finally falls back to :func:`autocorrect` (flagging
 the text for the DM when the correction no longer reads as a sentence).
 
@@ -36,11 +36,9 @@ import re
 from pathlib import Path
 from typing import Literal, TypedDict
 
+from ttrpg import defaults
+
 Kind = Literal["outcome", "other_reaction", "future"]
-
-MAX_ATTEMPTS = 3
-"""How many times the graph asks the model for an action before autocorrecting it."""
-
 
 
 class Violation(TypedDict):
@@ -391,10 +389,11 @@ _STRICT = [
 
 
 def strict_instructions(attempt: int) -> str:
-    """Extra instructions for the ``attempt``-th try: none at first, then stricter each time."""
+    """Extra instructions for the ``attempt``-th try: none at first, then stricter each time
+    (the last, strictest, from :data:`ttrpg.defaults.VALIDATION_MAX_ATTEMPTS` on)."""
     if attempt < 1:
         raise ValueError(f"attempt counts from 1, got {attempt}")
-    return _STRICT[min(attempt, MAX_ATTEMPTS) - 1]
+    return _STRICT[min(attempt, defaults.VALIDATION_MAX_ATTEMPTS, len(_STRICT)) - 1]
 
 
 # --------------------------------------------------------------------------- autocorrect

@@ -14,12 +14,12 @@ Waiting is one ``XREAD BLOCK`` over the result streams of all pending jobs: no p
 woken within milliseconds of a job finishing. While waiting, the started-job registry is
 swept every :data:`ttrpg.defaults.REGISTRY_CLEANUP_INTERVAL_S` so a job abandoned by a
 SIGKILLed worker is re-queued (RQ ``Retry``) instead of stalling the turn. The sweep reads
-jobs as :class:`ttrpg.fleet.AllowListedJob`: RQ's own class would import and call any
+jobs as :class:`ttrpg.jobs.allowlist.AllowListedJob`: RQ's own class would import and call any
 failure callback, and send any webhook, that a job written into Redis names.
 
 With ``on_progress``, the wait wakes every :data:`ttrpg.defaults.PROGRESS_INTERVAL_S` to
 report each player's job (queued, thinking, retrying after a rate limit, done, failed) from
-the job's status and the ``meta`` its worker keeps (see :func:`ttrpg.jobs.ask_player`).
+the job's status and the ``meta`` its worker keeps (see :func:`ttrpg.jobs.functions.ask_player`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ttrpg import defaults
+from ttrpg.backend.connection import text_of
 from ttrpg.exceptions import PhaseError, PhaseTimeout
 
-ASK_PLAYER = "ttrpg.jobs.ask_player"
+# rq is imported inside the functions: ttrpg.turn imports this module, and no `ttrpg ... --help`
+# may load rq (tests/test_cli.py).
+
+ASK_PLAYER = "ttrpg.jobs.functions.ask_player"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
@@ -166,7 +170,7 @@ class _Progress:
                 for pid in running:
                     pipe.hmget(self.jobs[pid].key, "status", "meta")
                 for pid, (status, meta) in zip(running, pipe.execute()):
-                    states[pid] = (_text(status), _meta(meta))
+                    states[pid] = (text_of(status), _meta(meta))
         snapshot: dict[str, dict] = {}
         for pid in self.order:
             if pid in self.ended:
@@ -178,10 +182,6 @@ class _Progress:
                 continue
             snapshot[pid] = {"status": status, "detail": detail, "elapsed_s": round(elapsed, 2)}
         self.callback(snapshot)
-
-
-def _text(value) -> str:
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
 
 
 def _meta(raw) -> dict:
@@ -232,7 +232,7 @@ def _wait(redis, queue, jobs: dict, phase: str, timeout: float, progress: _Progr
             block_ms = max(1, int(wake * 1000))
         reply = redis.xread({k: cursors[k] for k in cursors if key_to_pid[k] in pending}, block=block_ms)
         for key, entries in reply or []:
-            key = key.decode() if isinstance(key, bytes) else key
+            key = text_of(key)
             cursors[key] = entries[-1][0]
             pid = key_to_pid[key]
             job = pending[pid]
@@ -268,12 +268,12 @@ def _wait(redis, queue, jobs: dict, phase: str, timeout: float, progress: _Progr
 def sweep_abandoned(queue) -> None:
     """Re-queue (RQ ``Retry``) or fail the jobs of ``queue`` whose worker died under them.
 
-    Jobs are read as :class:`ttrpg.fleet.AllowListedJob`: RQ's default class would import and
+    Jobs are read as :class:`ttrpg.jobs.allowlist.AllowListedJob`: RQ's default class would import and
     call the failure callback, and send the webhooks, named by any job left in the registry.
     """
     from rq.registry import StartedJobRegistry
 
-    from ttrpg.fleet import AllowListedJob
+    from ttrpg.jobs.allowlist import AllowListedJob
 
     StartedJobRegistry(queue=queue, job_class=AllowListedJob).cleanup()
 

@@ -1,8 +1,8 @@
 """What an OpenAI-compatible server says about its model: for now, its context window.
 
 Why: prompts are trimmed to the model's context window before they are sent
-(:func:`ttrpg.prompts.fit_to_context`). A window that is too large costs a 400 from the
-server (answered by shrinking, see :func:`ttrpg.llm.complete`, but that is a wasted
+(:func:`ttrpg.prompts.context.fit_to_context`). A window that is too large costs a 400 from the
+server (answered by shrinking, see :func:`ttrpg.llm.client.complete`, but that is a wasted
 request per call); too small throws away history for nothing. The OpenAI chat API itself
 has no way to ask, so we ask where each server says it, used only when
 ``TTRPG_CONTEXT_WINDOW`` is not set:

@@ -26,15 +26,30 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import datetime
 
+from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
+
+from ttrpg.backend.connection import get_redis
+from ttrpg.constants import EVENTS_SEEN, EVENTS_STREAM, SESSION_KEY, SESSIONS_INDEX
+from ttrpg.dm.script import ScriptDM, builtin_script
+from ttrpg.fleet.bench import measure_dispatch
+from ttrpg.fleet.local import local_workers
+from ttrpg.game.characters import default_party
+from ttrpg.jobs.fanout import run_jobs
+from ttrpg.llm.config import make_config
+from ttrpg.memory import benchmark as memory_benchmark
+from ttrpg.research import events
+from ttrpg.research.stats import percentile
+from ttrpg.session import play
+from ttrpg.session.driver import Driver
 from ttrpg.settings import Settings, get_settings
+from ttrpg.turn.checkpoint import make_saver
 
 
 def _stats(samples: list[float], digits: int = 1) -> dict:
-    s = sorted(samples)
-    pick = lambda q: s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]  # noqa: E731
-    return {"median": round(statistics.median(s), digits), "p10": round(pick(0.10), digits),
-            "p90": round(pick(0.90), digits), "n": len(s)}
+    return {"median": round(statistics.median(samples), digits), "p10": round(percentile(samples, 0.10), digits),
+            "p90": round(percentile(samples, 0.90), digits), "n": len(samples)}
 
 
 def cli_startup(runs: int = 10) -> dict:
@@ -49,21 +64,14 @@ def cli_startup(runs: int = 10) -> dict:
 
 
 def dispatch(classes=("warm", "spawn", "fork", "simple"), n: int = 15, settings: Settings | None = None) -> dict:
-    from ttrpg.fleet import measure_dispatch
-
     return {cls: measure_dispatch(cls, n, settings) for cls in classes}
 
 
 def fanout(players: int = 4, latency_ms: int = 500, runs: int = 5, settings: Settings | None = None) -> dict:
-    from ttrpg.backend.connection import get_redis
-    from ttrpg.fleet import local_workers
-    from ttrpg.jobs.fanout import run_jobs
-    from ttrpg.session.play import llm_config
-
     settings = settings or get_settings()
     redis = get_redis(settings)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
-    llm = llm_config(settings, offline=True, latency_ms=latency_ms, seed=1)
+    llm = make_config(settings=settings, offline=True, latency_ms=latency_ms, seed=1)
     walls = []
     with local_workers(players, [queue], "warm", settings):
         for run in range(runs + 1):
@@ -86,12 +94,6 @@ def fanout(players: int = 4, latency_ms: int = 500, runs: int = 5, settings: Set
 
 
 def checkpoint_put(n: int = 200, settings: Settings | None = None) -> dict:
-    from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
-
-    from ttrpg.backend.connection import get_redis
-    from ttrpg.game.characters import default_party
-    from ttrpg.turn.checkpoint import make_saver
-
     saver = make_saver(get_redis(settings or get_settings()))
     thread = f"bench-ckpt-{uuid.uuid4().hex[:8]}"
     state = {"party": default_party().to_state(), "history": ["Turn %d: " % i + "x" * 400 for i in range(30)],
@@ -106,8 +108,7 @@ def checkpoint_put(n: int = 200, settings: Settings | None = None) -> dict:
         config = saver.put(config, ckpt, {"source": "loop", "step": i, "parents": {}}, {})
         samples.append((time.perf_counter() - t) * 1000)
     saver.delete_thread(thread)
-    s = sorted(samples)
-    return {"unit": "ms", "p50": round(statistics.median(s), 2), "p99": round(s[int(0.99 * (len(s) - 1))], 2),
+    return {"unit": "ms", "p50": round(percentile(samples, 0.50), 2), "p99": round(percentile(samples, 0.99), 2),
             "n": n}
 
 
@@ -115,8 +116,6 @@ class _StopAt:
     """A script DM that pauses the session (as Ctrl-C would) at a given turn's narration."""
 
     def __init__(self, script: dict, stop_turn: int):
-        from ttrpg.dm.script import ScriptDM
-
         self.inner, self.stop_turn = ScriptDM(script), stop_turn
 
     def ask(self, question, state):
@@ -135,13 +134,6 @@ class _Quiet:
 
 def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | None = None) -> dict:
     """One long session, zero-latency model: per-turn wall time early vs late, and resume cost."""
-    from ttrpg.backend.connection import get_redis
-    from ttrpg.dm.script import builtin_script
-    from ttrpg.fleet import local_workers
-    from ttrpg.game.characters import default_party
-    from ttrpg.research import events
-    from ttrpg.session import play
-
     settings = settings or get_settings()
     redis = get_redis(settings)
     party = default_party().to_state()
@@ -150,7 +142,7 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
     sid = f"bench-turns-{uuid.uuid4().hex[:8]}"
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     settings_q = Settings(**{**settings.__dict__, "queue": queue})
-    llm = play.llm_config(settings_q, offline=True, seed=3)
+    llm = make_config(settings=settings_q, offline=True, seed=3)
     resume_ms: dict[str, float] = {}
     with local_workers(players, [queue], "warm", settings_q):
         try:
@@ -168,8 +160,6 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
             resume_ms[f"turn_{stop}"] = _resume_cost(redis, sid, settings_q)
             storage[f"turn_{stop}"] = _checkpoint_bytes(redis, sid)
     done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
-    from datetime import datetime
-
     stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in done]
     per_turn = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
     k = max(3, min(5, len(per_turn) // 4))
@@ -185,8 +175,6 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
 
 def _resume_cost(redis, sid: str, settings: Settings, runs: int = 5) -> float:
     """Median time to build the driver and load the session's pending question."""
-    from ttrpg.session import Driver
-
     samples = []
     for _ in range(runs):
         t = time.perf_counter()
@@ -206,19 +194,13 @@ def _checkpoint_bytes(redis, sid: str) -> int:
 
 
 def _forget_session(redis, sid: str) -> None:
-    from ttrpg.constants import EVENTS_SEEN, EVENTS_STREAM, SESSION_KEY, SESSIONS_INDEX
-
     redis.delete(EVENTS_STREAM.format(session_id=sid), EVENTS_SEEN.format(session_id=sid),
                  SESSION_KEY.format(session_id=sid))
     redis.zrem(SESSIONS_INDEX, sid)
 
 
-def memory_query(n: int = 10_000, settings: Settings | None = None) -> dict | None:
-    from ttrpg import memory
-    from ttrpg.backend.connection import get_redis
-
-    bench = getattr(memory, "bench_query", None)
-    return bench(get_redis(settings or get_settings()), n=n) if bench else None
+def memory_query(n: int = 10_000, settings: Settings | None = None) -> dict:
+    return memory_benchmark.bench_query(get_redis(settings or get_settings()), n=n)
 
 
 def run(quick: bool = False, settings: Settings | None = None, progress=None) -> dict:

@@ -18,6 +18,7 @@ model call twice (duplicated LLM calls, counted from each job's execution counte
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -27,7 +28,11 @@ import time
 import uuid
 from collections import Counter
 
+from ttrpg.backend import embedded
+from ttrpg.backend.connection import get_redis
+from ttrpg.fleet.local import live_workers, local_workers
 from ttrpg.process import pid_alive
+from ttrpg.research import events
 from ttrpg.settings import Settings, get_settings
 
 KINDS = ("dm_kill", "worker_kill", "redis_restart", "llm_faults")
@@ -53,8 +58,6 @@ def _run(argv, env=None, timeout=600) -> subprocess.CompletedProcess:
 
 def story(log: list[dict], sid: str) -> list[str]:
     """The parts of a log that must not change under faults, as comparable strings."""
-    import json
-
     out = []
     for e in log:
         if e["event_type"] in STORY_EVENTS:
@@ -81,14 +84,10 @@ class Drill:
     def __init__(self, settings: Settings, turns: int = 2, progress=None):
         self.settings, self.turns = settings, turns
         self.say = progress or (lambda msg: None)
-        from ttrpg.backend.connection import get_redis
-
         self.redis = get_redis(settings)
         self.clean: dict[int, list[dict]] = {}
 
     def _log(self, sid):
-        from ttrpg.research import events
-
         return events.all_events(self.redis, sid)
 
     def clean_log(self, seed: int) -> tuple[list[dict], str]:
@@ -122,8 +121,6 @@ class Drill:
         elif kind == "redis_restart":
             if self.settings.redis_url:
                 return {"kind": kind, "seed": seed, "skipped": "external Redis: not restarted by a drill"}
-            from ttrpg.backend import embedded
-
             proc = subprocess.Popen(_demo_argv(sid, seed, self.turns, ["--latency", "300"]),
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             self._wait_for(sid, lambda log: any(e["event_type"] == "phase_completed" for e in log), 120)
@@ -162,8 +159,6 @@ class Drill:
         return False
 
     def _kill_busy_worker(self, sid, fleet, rng) -> int | None:
-        from ttrpg.fleet import live_workers
-
         self._wait_for(sid, lambda log: sum(e["event_type"] == "job_enqueued" for e in log) >= 2, 120)
         time.sleep(rng.uniform(0.1, 0.4))
         for w in live_workers([self.settings.queue], self.settings):
@@ -186,8 +181,6 @@ class _Fleet:
         return self
 
     def _start(self, n):
-        from ttrpg.fleet import local_workers
-
         cm = local_workers(n, [self.settings.queue], "warm", self.settings)
         fleet = cm.__enter__()
         self._stack.append((cm, fleet))

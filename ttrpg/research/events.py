@@ -17,12 +17,16 @@ Every event is a JSON object::
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 from ttrpg.constants import EVENTS_SEEN, EVENTS_STREAM
+from ttrpg.exceptions import EventSchemaError
+from ttrpg.research.schema import validate_event
+from ttrpg.settings import get_settings
 
 # KEYS: stream, seen-set[, lock]; ARGV: "type:id", event JSON[, token]. With a lock key the
 # append happens only while the lock holds the token (-1 otherwise): a driver that lost its
@@ -43,6 +47,12 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
+@functools.cache
+def _checking() -> bool:
+    """``TTRPG_CHECK_EVENTS=1``: every event is checked against its schema when emitted."""
+    return get_settings().check_events
+
+
 def emit(redis, session_id: str, event_type: str, event_id: str, *, campaign_id: str | None = None,
          turn_number: int | None = None, fence=None, **fields) -> bool:
     """Append one event unless an event with this id was appended before; True if appended.
@@ -61,8 +71,13 @@ def emit(redis, session_id: str, event_type: str, event_id: str, *, campaign_id:
         "turn_number": turn_number,
         **fields,
     }
+    encoded = json.dumps(event, default=str)
+    if _checking():
+        problems = validate_event(json.loads(encoded))
+        if problems:
+            raise EventSchemaError(f"Event {event_type}:{event_id} does not match its schema: {'; '.join(problems)}")
     keys = [EVENTS_STREAM.format(session_id=session_id), EVENTS_SEEN.format(session_id=session_id)]
-    args = [f"{event_type}:{event_id}", json.dumps(event, default=str)]
+    args = [f"{event_type}:{event_id}", encoded]
     if fence is not None:
         if fence.lock is not None:
             fence.lock.check()  # known lost: no round trip

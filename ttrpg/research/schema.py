@@ -104,7 +104,7 @@ _TYPES: tuple[EventType, ...] = (
     # --- session lifecycle ------------------------------------------------------------------------
     EventType(
         "session_started", "A new session begins (written once, before the first turn).",
-        "ttrpg/session/__init__.py (Driver.run)", "start",
+        "ttrpg/session/driver.py (Driver.run)", "start",
         (F("players", "array", "Ids of the AI players, in seat order.", items="string"),
          F("model", ("string", "null"), "The model the AI players use (``ttrpg-offline`` offline)."),
          F("offline", "boolean", "True when the deterministic offline model plays."),
@@ -116,12 +116,12 @@ _TYPES: tuple[EventType, ...] = (
     ),
     EventType(
         "session_resumed", "A session continues in a new process (``ttrpg resume``, or after a crash).",
-        "ttrpg/session/__init__.py (Driver.run)", "resume:<n> (n counts resumes)",
+        "ttrpg/session/driver.py (Driver.run)", "resume:<n> (n counts resumes)",
         (F("pending", "array", "The graph nodes that were about to run.", items="string"),
          F("model", ("string", "null"), "The model of the AI players."))),
     EventType(
         "session_ended", "The session is over (turn limit, or the DM ended it). The last event of a finished session.",
-        "ttrpg/session/__init__.py (Driver.run)", "end",
+        "ttrpg/session/driver.py (Driver.run)", "end",
         (F("turns_played", "integer", "Turns completed."),)),
     # --- phases, failures and the DM stepping in -------------------------------------------------
     EventType(
@@ -135,7 +135,7 @@ _TYPES: tuple[EventType, ...] = (
         (_PHASE, _ATTEMPT)),
     EventType(
         "phase_failed", "A phase raised (failed jobs, timeout); the session rolls back to the checkpoint "
-        "before it.", "ttrpg/session/__init__.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
+        "before it.", "ttrpg/session/driver.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
         (F("phase", "string", "The phase that failed."),
          F("attempt", "integer", "How many times this phase has now failed in this turn."),
          F("reason", "string", "The error message."),
@@ -143,13 +143,13 @@ _TYPES: tuple[EventType, ...] = (
          _PID_OPT)),
     EventType(
         "rollback", "After a phase's first failure: the session goes back to the last checkpoint and the "
-        "phase runs again.", "ttrpg/session/__init__.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
+        "phase runs again.", "ttrpg/session/driver.py (Driver._phase_failed)", "<turn>:<phase>:<failure count>",
         (F("phase", "string", "The phase that failed."),
          F("to_checkpoint", ("string", "null"), "The LangGraph checkpoint the session went back to."),
          F("reason", "string", "The error message."))),
     EventType(
         "dm_intervention", "A phase failed twice (or four times...); the DM chose what to do.",
-        "ttrpg/session/__init__.py (Driver._intervene)", "<turn>:<phase>:<failures>",
+        "ttrpg/session/driver.py (Driver._intervene)", "<turn>:<phase>:<failures>",
         (_PHASE,
          F("failures", "integer", "Failures of this phase in this turn."),
          F("reason", "string", "The last error message."),
@@ -162,7 +162,7 @@ _TYPES: tuple[EventType, ...] = (
         "(refused answers are asked again and never logged). ``kind`` says what: the narration of a turn, a "
         "review of an auto-corrected action, the adjudication (who rolls), the dice (kept or overridden), a "
         "LASER FEELINGS answer, the outcome, an intervention.",
-        "ttrpg/turn/phases.py (work nodes after each ask node), ttrpg/session/__init__.py (interventions)",
+        "ttrpg/turn/phases.py (work nodes after each ask node), ttrpg/session/driver.py (interventions)",
         "<turn>:narration | <turn>:review:<player> | <turn>:adjudication | <turn>:dice | <turn>:lf:<player> | "
         "<turn>:outcome | <turn>:intervention:<phase>:<failures>",
         (F("kind", "string", "What the DM gave.",
@@ -212,7 +212,7 @@ _TYPES: tuple[EventType, ...] = (
         "llm_call", "One model call of one AI player, written by the worker that made it (possibly on "
         "another machine). A job run twice whose first run stored no reply (its worker died mid-call) writes a "
         "second call, ``x2``.",
-        "ttrpg/jobs/__init__.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
+        "ttrpg/jobs/functions.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("model", ("string", "null"), "The model that answered (or was asked)."),
          F("latency_ms", "number", "Wall time of the call including retries, in milliseconds."),
@@ -224,7 +224,7 @@ _TYPES: tuple[EventType, ...] = (
            required_when=("outcome", ("error",))),
          F("tokens_estimated", "boolean", "ok only: the server sent no usage, tokens were estimated.",
            required=False),
-         F("attempts", "integer", "ok only: HTTP attempts made (1 + retries).", required=False),
+         F("attempts", ("integer", "null"), "HTTP attempts made (1 + retries); null when the job was refused before any request.", required=False),
          F("worker_pid", "integer", "Process id of the worker (ok calls).", required=False),
          F("context_shrinks", "integer", "ok only: times the prompt was shrunk after a context refusal.",
            required=False),
@@ -236,7 +236,7 @@ _TYPES: tuple[EventType, ...] = (
     EventType(
         "context_shrunk", "The model's server refused a prompt as longer than its context window; the prompt "
         "was rebuilt shorter (older material summarized) and asked again, never re-sent unchanged.",
-        "ttrpg/jobs/__init__.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>:s<n>",
+        "ttrpg/jobs/functions.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>:s<n>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("shrink", "integer", "Which shrink of this call (1 = the first)."),
          F("from_tokens", "integer", "Estimated prompt tokens before."),
@@ -245,13 +245,13 @@ _TYPES: tuple[EventType, ...] = (
     EventType(
         "llm_reply_reused", "A job ran again (Redis went away before RQ stored its result) and reused the "
         "reply its first run had stored, instead of asking the model twice.",
-        "ttrpg/jobs/__init__.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
+        "ttrpg/jobs/functions.py (ask_player, in the worker)", "<turn>:<job phase>:<player>:<attempt>:x<execution>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("job_id", "string", "The RQ job id."),
          F("execution", "integer", "How many times the job has run, this run included."))),
     EventType(
         "llm_retry", "A model call failed transiently (rate limit, timeout, 5xx) and will be retried after a "
-        "wait.", "ttrpg/jobs/__init__.py (ask_player, in the worker)",
+        "wait.", "ttrpg/jobs/functions.py (ask_player, in the worker)",
         "<turn>:<job phase>:<player>:<attempt>:x<execution>:<retry>",
         (_JOB_PHASE, _PID, _ATTEMPT,
          F("retry", "integer", "Which retry this is (1 = after the first failure)."),
@@ -262,13 +262,13 @@ _TYPES: tuple[EventType, ...] = (
     # --- the turn ---------------------------------------------------------------------------------
     EventType(
         "memory_query", "What the AI players remembered for this turn's narration (campaign memory search).",
-        "ttrpg/memory/__init__.py (recall_for_turn)", "<turn>",
+        "ttrpg/memory/recall.py (recall_for_turn)", "<turn>",
         (F("query", "string", "The narration searched for (first 200 characters)."),
          F("results", "integer", "Remembered lines found over all players and layers (0: \"nothing known\")."),
          F("counts", "object", "Player id → ``{\"player\": n, \"character\": n}``: lines recalled per layer."))),
     EventType(
         "memory_stored", "A memory was stored for later turns and sessions (one event per memory; each carries "
-        "the counts of the whole turn).", "ttrpg/memory/__init__.py (store_turn, store_session_end)",
+        "the counts of the whole turn).", "ttrpg/memory/storing.py (store_turn, store_session_end)",
         "<turn>:<memory id> | end:<memory id> (session recap)",
         (F("memory_id", "string", "Id of the memory (``<session>:<turn>:<kind>:<player or party>``)."),
          F("player_id", ("string", "null"), "Whose memory (null: the whole party)."),
@@ -290,7 +290,7 @@ _TYPES: tuple[EventType, ...] = (
          F("new_entities", "array", "Names (NPCs, places, items) first seen in this turn.", items="string"))),
     EventType(
         "memory_conflict", "A memory contradicted another (opposite status of the same entity); precedence "
-        "kept one and superseded the other (never deleted).", "ttrpg/memory/__init__.py (store)",
+        "kept one and superseded the other (never deleted).", "ttrpg/memory/storing.py (store)",
         "<turn>:<memory id>:vs:<other memory id>",
         (F("memory_id", "string", "The memory being stored."),
          F("conflicts_with", "string", "The stored memory it contradicts."),
@@ -555,7 +555,7 @@ def render_markdown() -> str:
         "* `ttrpg report SESSION [--html PATH] [--json]`: phase durations, model calls, retries, validation, "
         "tokens, consensus;",
         "* `ttrpg watch SESSION [--from-start] [--json]`: follow a session live;",
-        "* from Python: `ttrpg.research.export(redis, [session], fmt=\"csv\")`, "
+        "* from Python: `ttrpg.research.export.export(redis, [session], fmt=\"csv\")`, "
         "`ttrpg.research.events.all_events(redis, session)`.",
         "",
         "In CSV exports the columns are the union of all events' fields (common fields first); arrays and "
@@ -591,7 +591,7 @@ def render_markdown() -> str:
     return "\n".join(out)
 
 
-DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "events.md"
+DOC_PATH = Path(__file__).resolve().parents[2] / "docs" / "events.md"
 
 
 def write_markdown(path: Path | str = DOC_PATH) -> Path:

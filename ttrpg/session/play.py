@@ -8,10 +8,20 @@ Each function takes plain arguments, so tests and scripts use them without the C
 
 from __future__ import annotations
 
+import os
 import random
 
 from ttrpg import defaults
-from ttrpg.exceptions import ConfigError, LLMConfigError
+from ttrpg.backend.connection import get_redis
+from ttrpg.dm.keyboard import KeyboardDM
+from ttrpg.dm.script import ScriptDM, builtin_script
+from ttrpg.dm.story import StoryUI
+from ttrpg.exceptions import ConfigError
+from ttrpg.game.characters import default_party
+from ttrpg.llm.config import make_config
+from ttrpg.session import store
+from ttrpg.session.driver import Driver, workers_for
+from ttrpg.session.lock import SessionLock
 from ttrpg.settings import Settings, get_settings
 
 
@@ -56,8 +66,6 @@ def select_players(party: dict, players: int | None) -> dict:
 
 def check_log_dir(settings: Settings) -> None:
     """Create the log directory (private) and make sure it is writable, before a session exists."""
-    import os
-
     path = settings.log_dir
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -87,49 +95,19 @@ def parse_faults(text: str | None) -> dict[str, float]:
     return faults
 
 
-def llm_config(settings: Settings, *, offline: bool, model: str | None = None, latency_ms: int = 0,
-               faults: dict | None = None, seed: int = 1) -> dict:
-    """The JSON LLM config that travels with each job (never the API key)."""
-    check_options(latency_ms=latency_ms, seed=seed)
-    if offline:
-        return {"model": defaults.OFFLINE_MODEL, "base_url": None, "offline": True, "latency_ms": latency_ms,
-                "faults": faults or {}, "seed": seed, "backoff_base": settings.backoff_base,
-                "context_window": settings.context_window or defaults.CONTEXT_WINDOW,
-                "request_timeout_s": defaults.LLM_REQUEST_TIMEOUT_S}
-    model = model or settings.model
-    if not model:
-        raise LLMConfigError("No model is configured for real AI players.",
-                             hint="Set TTRPG_MODEL (and OPENAI_API_KEY / OPENAI_BASE_URL), or pass --offline.")
-    if not settings.openai_api_key and not settings.openai_base_url:
-        raise LLMConfigError("OPENAI_API_KEY is not set.",
-                             hint="Set OPENAI_API_KEY (or OPENAI_BASE_URL for a local server), or pass --offline.")
-    window = settings.context_window
-    if not window:  # ask the server (llama.cpp /props, Ollama /api/show, vLLM, LM Studio)
-        from ttrpg.llm.model_info import context_window
-
-        window = context_window(settings.openai_base_url, model, settings.openai_api_key)
-    return {"model": model, "base_url": settings.openai_base_url, "offline": False, "latency_ms": 0,
-            "faults": {}, "seed": seed, "backoff_base": settings.backoff_base,
-            "context_window": window or defaults.CONTEXT_WINDOW,
-            "request_timeout_s": defaults.LLM_REQUEST_TIMEOUT_S}
-
-
 def start(*, session_id: str | None, campaign_id: str | None, party: dict, llm: dict, dm, ui=None,
           dm_script: dict | None = None, max_turns: int | None = None, seed: int | None = None,
           workers: int | None = None, worker_class: str | None = None, settings: Settings | None = None) -> dict:
     """Create a session and drive it to its end (or Ctrl-C); returns the final state."""
-    from ttrpg import session
-    from ttrpg.backend.connection import get_redis
-
     check_options(turns=max_turns, workers=workers, seed=seed, players=len(party.get("players") or []) or None)
     settings = settings or get_settings()
     check_log_dir(settings)
     redis = get_redis(settings)
-    sid = session.check_session_id(session_id or session.new_session_id())
-    spec = session.SessionSpec(session_id=sid, campaign_id=campaign_id or sid, party=party, llm=llm,
+    sid = store.check_session_id(session_id or store.new_session_id())
+    spec = store.SessionSpec(session_id=sid, campaign_id=campaign_id or sid, party=party, llm=llm,
                                seed=seed if seed is not None else random.randrange(1, 10**6),
                                max_turns=max_turns, dm_script=dm_script)
-    initial = session.create(redis, spec)
+    initial = store.create(redis, spec)
     return _drive(redis, sid, dm, ui, settings, initial, workers if workers is not None else len(party["players"]),
                   worker_class)
 
@@ -138,42 +116,33 @@ def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | No
            worker_class: str | None = None, settings: Settings | None = None, keyboard: bool = False) -> dict:
     """Continue a session exactly where it stopped (its DM script, if it had one, continues too,
     unless ``keyboard``)."""
-    from ttrpg import session
-    from ttrpg.backend.connection import get_redis
-    from ttrpg.dm.script import ScriptDM
-
     check_options(workers=workers)
     settings = settings or get_settings()
     check_log_dir(settings)
     redis = get_redis(settings)
-    sid = session_id or session.latest_session(redis)
-    meta = session.load_meta(redis, sid)
+    sid = session_id or store.latest_session(redis)
+    meta = store.load_meta(redis, sid)
     if meta.get("status") == "completed":
         raise ConfigError(f"Session {sid!r} has already ended.", hint="Start a new one with `ttrpg play`.")
-    script = session.script_of(meta)
+    script = store.script_of(meta)
     if dm is None:
         if script and not keyboard:
             dm = ScriptDM(script)
         else:
-            from ttrpg.dm import KeyboardDM
-
             dm = KeyboardDM()
     return _drive(redis, sid, dm, ui, settings, None, workers if workers is not None else int(meta.get("players", 1)),
                   worker_class)
 
 
 def _drive(redis, sid, dm, ui, settings, initial, workers, worker_class) -> dict:
-    from ttrpg import session
-    from ttrpg.dm import StoryUI
-
-    with session.SessionLock(redis, sid) as lock:
-        with session.workers_for(settings, workers, worker_class):
-            driver = session.Driver(redis, sid, dm, ui or StoryUI(), settings, fence=lock.fence())
+    with SessionLock(redis, sid) as lock:
+        with workers_for(settings, workers, worker_class):
+            driver = Driver(redis, sid, dm, ui or StoryUI(), settings, fence=lock.fence())
             try:
                 return driver.run(initial)
             except KeyboardInterrupt:
                 if not lock.lost:  # a driver that lost its lock must not touch the new driver's status
-                    session.touch(redis, sid, status="paused")
+                    store.touch(redis, sid, status="paused")
                 raise
 
 
@@ -181,14 +150,12 @@ def demo(*, session_id: str | None = None, turns: int = 3, players: int = 4, lat
          faults: dict | None = None, seed: int = 7, model: str | None = None, ui=None, workers: int | None = None,
          worker_class: str | None = None, settings: Settings | None = None) -> dict:
     """The built-in scripted session with the built-in crew (offline unless ``model`` is given)."""
-    from ttrpg.dm.script import ScriptDM, builtin_script
-    from ttrpg.game.characters import default_party
-
     check_options(turns=turns, players=players, workers=workers, latency_ms=latency_ms, seed=seed)
     settings = settings or get_settings()
     party = select_players(default_party().to_state(), players)
     script = builtin_script()
-    llm = llm_config(settings, offline=model is None, model=model, latency_ms=latency_ms, faults=faults, seed=seed)
+    llm = make_config(model, settings=settings, offline=model is None, latency_ms=latency_ms, faults=faults,
+                      seed=seed)
     return start(session_id=session_id, campaign_id=None, party=party, llm=llm, dm=ScriptDM(script), ui=ui,
                  dm_script=script, max_turns=turns, seed=seed, workers=workers, worker_class=worker_class,
                  settings=settings)

@@ -22,9 +22,11 @@ plant a checkpoint, so loading one must never construct or call anything:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
+import langgraph.types as lt
 import orjson
 import ormsgpack
 from langgraph.checkpoint.redis import RedisSaver
@@ -35,8 +37,6 @@ from ttrpg.exceptions import CheckpointRejected
 # -- reading checkpoints: data only -----------------------------------------------------------
 
 def _langgraph_types() -> dict[tuple[str, str], type]:
-    import langgraph.types as lt
-
     found = {}
     for name in ("Interrupt", "Send", "Command", "Overwrite", "TimeoutPolicy"):
         cls = getattr(lt, name, None)
@@ -212,8 +212,6 @@ class StrictSerializer(JsonPlusRedisSerializer):
 
 
 def _fields(cls: type) -> set[str]:
-    import dataclasses
-
     return {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
 
 

@@ -28,11 +28,14 @@ from typing import Any, Callable
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from ttrpg import memory, prompts
+from ttrpg import defaults
 from ttrpg.constants import SESSION_KEY
 from ttrpg.dm.script import judge_approach
 from ttrpg.game import consensus, dice, validation
 from ttrpg.jobs.fanout import run_jobs
+from ttrpg.memory.recall import recall_for_turn
+from ttrpg.memory.storing import store_turn
+from ttrpg.prompts import builders, context, parsers
 from ttrpg.research.events import EventLog
 from ttrpg.turn import questions
 from ttrpg.turn.state import TurnState
@@ -171,7 +174,7 @@ def _memories(state: TurnState, pid: str, layer: str) -> list[str]:
 
 
 def ask_players(state: TurnState, ctx: TurnContext, job_phase: str, attempt: int,
-                messages_for: dict[str, list[dict]], max_tokens: int = 300,
+                messages_for: dict[str, list[dict]], max_tokens: int = defaults.LLM_MAX_TOKENS,
                 manual_phase: str | None = None) -> dict[str, dict]:
     """Fan out one LLM job per player (``messages_for``: pid -> messages); lines typed by the
     DM in an intervention stand in for a player's job."""
@@ -182,7 +185,7 @@ def ask_players(state: TurnState, ctx: TurnContext, job_phase: str, attempt: int
     for pid, messages in messages_for.items():
         if pid in manual:
             continue
-        messages, _ = prompts.fit_to_context(messages, window, max_tokens)
+        messages, _ = context.fit_to_context(messages, window, max_tokens)
         requests[pid] = {"session_id": state["session_id"], "campaign_id": state["campaign_id"],
                          "turn": state["turn"], "phase": job_phase, "player_id": pid, "attempt": attempt,
                          "messages": messages, "llm": llm_cfg, "max_tokens": max_tokens}
@@ -220,7 +223,7 @@ def _clean(state: TurnState, pid: str, result: dict) -> str:
     """A character's line without the wrappers weak models add; a DM-typed line as typed."""
     if result.get("manual"):
         return result["text"].strip()
-    return prompts.clean_character_text(result["text"], _name(state, pid))
+    return parsers.clean_character_text(result["text"], _name(state, pid))
 
 
 # --- the phases -----------------------------------------------------------------------------------
@@ -256,7 +259,7 @@ def dm_narration(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
 
 @phase("memory_query")
 def memory_query(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    found = memory.recall_for_turn(ctx, state)
+    found = recall_for_turn(ctx, state)
     return {"memories": found}
 
 
@@ -272,14 +275,14 @@ def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     ship = state["party"]["ship"]
     started = time.monotonic()
     for round_no in range(1, consensus.MAX_ROUNDS + 1):
-        msgs = {p["id"]: prompts.discussion_messages(p, ship, state["narration"], _memories(state, p["id"], "player"),
+        msgs = {p["id"]: builders.discussion_messages(p, ship, state["narration"], _memories(state, p["id"], "player"),
                                                     _whispers(state, p["id"], "player"), state.get("history") or [],
                                                     talk, round_no) for p in players}
         results = ask_players(state, ctx, f"discussion-r{round_no}", attempt, msgs, max_tokens=200,
                               manual_phase="party_discussion")
         tokens = _add_tokens({"tokens": tokens}, results)
         for p in players:
-            parsed = prompts.parse_discussion(results[p["id"]]["text"])
+            parsed = parsers.parse_discussion(results[p["id"]]["text"])
             talk.append({"round": round_no, "player": p["id"], **parsed})
         verdict = consensus.detect([t for t in talk if t["round"] == round_no], round_no)
         ctx.events.emit("consensus", f"{state['turn']}:{attempt}:r{round_no}", state["turn"], round=round_no,
@@ -300,19 +303,19 @@ def party_discussion(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
 @phase("strategic_intent")
 def strategic_intent(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     ship = state["party"]["ship"]
-    msgs = {p["id"]: prompts.player_intent_messages(p, ship, state["narration"], _memories(state, p["id"], "player"),
+    msgs = {p["id"]: builders.player_intent_messages(p, ship, state["narration"], _memories(state, p["id"], "player"),
                                                    _whispers(state, p["id"], "player"), state.get("history") or [],
                                                    state.get("discussion") or [])
             for p in active_players(state)}
     results = ask_players(state, ctx, "intent", attempt, msgs, manual_phase="strategic_intent")
-    intents = {pid: {**prompts.parse_intent(r["text"]), "raw": r["text"]} for pid, r in results.items()}
+    intents = {pid: {**parsers.parse_intent(r["text"]), "raw": r["text"]} for pid, r in results.items()}
     return {"intents": intents, "tokens": _add_tokens(state, results)}
 
 
 def _action_messages(state: TurnState, p: dict, round_no: int, violations: list[str]) -> list[dict]:
     pid = p["id"]
     directive = (state.get("intents") or {}).get(pid, {}).get("directive", "")
-    return prompts.character_action_messages(p, state["party"]["ship"], state["narration"], directive,
+    return builders.character_action_messages(p, state["party"]["ship"], state["narration"], directive,
                                              _whispers(state, pid, "character"), state.get("history") or [],
                                              attempt=round_no, violations=violations,
                                              extra_instructions=validation.strict_instructions(round_no),
@@ -346,7 +349,7 @@ def validate(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
         action["violations"] = kinds
         ctx.events.emit("validation_failed", f"{state['turn']}:{pid}:{round_no}", state["turn"], player_id=pid,
                         attempt=round_no, violations=kinds, text=action["text"])
-        if round_no >= validation.MAX_ATTEMPTS:
+        if round_no >= defaults.VALIDATION_MAX_ATTEMPTS:
             fixed, needs_review = validation.autocorrect(action["text"], found)
             ctx.events.emit("validation_autocorrected", f"{state['turn']}:{pid}", state["turn"], player_id=pid,
                             original=action["text"], corrected=fixed, needs_review=needs_review)
@@ -509,11 +512,11 @@ def laser_feelings(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     if not asked:
         lucky = [r for r in state["rolls"] if r["result"]["laser_feelings"]]
         ship = state["party"]["ship"]
-        msgs = {r["player"]: prompts.laser_feelings_question_messages(
+        msgs = {r["player"]: builders.laser_feelings_question_messages(
             _player(state, r["player"]), ship, state["narration"],
             (state["actions"].get(r["player"]) or {}).get("text", "")) for r in lucky}
         results = ask_players(state, ctx, "lf-question", attempt, msgs, max_tokens=120, manual_phase="laser_feelings")
-        asked = [{"player": r["player"], "question": prompts.parse_question(results[r["player"]]["text"]),
+        asked = [{"player": r["player"], "question": parsers.parse_question(results[r["player"]]["text"]),
                   "answer": None} for r in lucky]
         update["tokens"] = _add_tokens(state, results)
     elif (state.get("answers") or {}).get("laser_feelings"):
@@ -563,7 +566,7 @@ def dm_outcome(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
 @phase("character_reaction")
 def character_reaction(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     ship = state["party"]["ship"]
-    msgs = {p["id"]: prompts.character_reaction_messages(p, ship, state["narration"], state.get("outcome") or "",
+    msgs = {p["id"]: builders.character_reaction_messages(p, ship, state["narration"], state.get("outcome") or "",
                                                         _whispers(state, p["id"], "character"),
                                                         state.get("history") or [],
                                                         character_memories=_memories(state, p["id"], "character"))
@@ -580,7 +583,7 @@ def character_reaction(state: TurnState, ctx: TurnContext, attempt: int) -> dict
 def memory_storage(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
     # A turn the DM ended after this phase failed twice moves on without its memories.
     if not (state.get("turn_ended") and attempt > 1):
-        memory.store_turn(ctx, state)
+        store_turn(ctx, state)
     turn = state["turn"]
     line = summarize_turn(state)
     history = (list(state.get("history") or []) + [line])[-HISTORY_KEPT:]

@@ -27,7 +27,7 @@ class TurnState(TypedDict, total=False):
     campaign_id: str
     seed: int
     party: dict                      # characters.json as plain data: {"ship", "players": [...]}
-    llm: dict                        # ttrpg.llm.LLMConfig (never the API key)
+    llm: dict                        # ttrpg.llm.config.LLMConfig (never the API key)
     max_turns: int | None
     # running
     turn: int

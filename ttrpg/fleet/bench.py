@@ -1,0 +1,109 @@
+"""Dispatch benchmark: how long a job waits for a worker of each class (``ttrpg bench``)."""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+import uuid
+
+from rq.queue import Queue
+from rq.results import Result
+
+from ttrpg.backend.connection import get_redis
+from ttrpg.exceptions import TTRPGError
+from ttrpg.fleet.horse import HorseInfo, horses
+from ttrpg.fleet.local import local_workers
+from ttrpg.fleet.workers import DEFAULT_WORKER_CLASS
+from ttrpg.jobs.allowlist import job_queue
+from ttrpg.settings import get_settings
+
+__all__ = ["measure_dispatch"]
+
+PROBE = "ttrpg.jobs.functions.probe"
+
+
+def _percentile(sorted_values: list[float], p: float) -> float:
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    k = (len(sorted_values) - 1) * p
+    lo, hi = int(k), min(int(k) + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+def _run_probe(queue: Queue, timeout: float = 60.0) -> tuple[float, dict, float]:
+    """Enqueue probe(); return (enqueue time, its result, time the result was seen)."""
+    enqueued = time.time()
+    job = queue.enqueue(PROBE, result_ttl=300, failure_ttl=300)
+    deadline = time.monotonic() + timeout
+    while True:
+        result = job.latest_result(timeout=max(1, int(min(5, deadline - time.monotonic()))))
+        if result is not None:
+            if result.type != Result.Type.SUCCESSFUL:
+                raise TTRPGError(f"probe job failed: {result.exc_string}")
+            return enqueued, result.return_value, time.time()
+        if time.monotonic() > deadline:
+            raise TTRPGError(f"probe job did not finish within {timeout:.0f} s")
+
+
+def _wait_ready_horse(worker_name: str, timeout: float = 30.0) -> HorseInfo | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for h in horses(worker_name):
+            if h.state == "ready":
+                return h
+        time.sleep(0.005)
+    return None
+
+
+def measure_dispatch(worker_class: str = DEFAULT_WORKER_CLASS, n: int = 15, settings=None) -> dict:
+    """Dispatch overhead of one worker of ``worker_class``: enqueue → job running, in ms.
+
+    Starts one local worker on a private queue, runs a warm-up job, then ``n`` ``probe()``
+    jobs one after another (for the warm class, each once the next horse is ready, which
+    is the steady state of an idle worker). Returns ``median_ms``, ``p10_ms``, ``p90_ms``,
+    ``min_ms``, ``max_ms`` (probe's ``started_at`` minus the enqueue time), ``result_ms``
+    (median enqueue → result seen), and for the warm class ``horse_ready_ms`` (median time
+    from a job's result to the next horse being ready) and ``horse_rss_kb`` (a waiting
+    horse's resident memory).
+    """
+    settings = settings or get_settings()
+    queue_name = f"bench-{uuid.uuid4().hex[:10]}"
+    client = get_redis(settings)
+    queue = job_queue(queue_name, client)
+    warm = worker_class == "warm" and settings.warm_spawn
+    dispatch, result_ms, ready_ms, rss = [], [], [], []
+    try:
+        with local_workers(1, [queue_name], worker_class, settings) as fleet:
+            name = fleet.names[0]
+            _run_probe(queue)  # warm-up: first horse, imports, connections
+            for _ in range(n):
+                if warm:
+                    t_done = time.time()
+                    horse = _wait_ready_horse(name)
+                    if horse is not None:
+                        ready_ms.append((time.time() - t_done) * 1000)
+                        if horse.rss_kb:
+                            rss.append(horse.rss_kb)
+                else:
+                    time.sleep(0.05)
+                enqueued, value, seen = _run_probe(queue)
+                dispatch.append((value["started_at"] - enqueued) * 1000)
+                result_ms.append((seen - enqueued) * 1000)
+    finally:
+        with contextlib.suppress(Exception):
+            queue.delete(delete_jobs=True)
+        client.close()
+    ordered = sorted(dispatch)
+    out = {
+        "worker_class": worker_class, "n": n,
+        "median_ms": round(statistics.median(ordered), 1),
+        "p10_ms": round(_percentile(ordered, 0.10), 1),
+        "p90_ms": round(_percentile(ordered, 0.90), 1),
+        "min_ms": round(ordered[0], 1), "max_ms": round(ordered[-1], 1),
+        "result_ms": round(statistics.median(result_ms), 1),
+    }
+    if warm:
+        out["horse_ready_ms"] = round(statistics.median(ready_ms), 1) if ready_ms else None
+        out["horse_rss_kb"] = int(statistics.median(rss)) if rss else None
+    return out
