@@ -22,6 +22,9 @@ from ttrpg.research import events
 from ttrpg.session.lock import SessionLock
 from ttrpg.turn.checkpoint import make_saver
 
+# The driver-like loop of these tests logs hand-made `tick` events, not ttrpg's own.
+pytestmark = pytest.mark.usefixtures("unchecked_events")
+
 TTL_MS = 1500
 
 # argv: session_id ttl_ms mode; mode "full" = lock.check() + fenced writes (what the Driver does);

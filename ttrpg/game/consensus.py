@@ -19,14 +19,13 @@ from __future__ import annotations
 from collections import Counter
 
 from ttrpg import defaults
+from ttrpg.prompts.parsers import plan_label_key
 
 MAX_ROUNDS = defaults.DISCUSSION_MAX_ROUNDS
 MAX_SECONDS = defaults.DISCUSSION_MAX_S
 
 
 def _label(plan: str) -> str:
-    from ttrpg.prompts.parsers import plan_label_key
-
     return plan_label_key(plan or "")
 
 
