@@ -17,6 +17,7 @@ import pytest
 from rq.timeouts import JobTimeoutException
 
 from tests.test_prompts import HISTORY, NARRATION, SHIP, ZIX
+from ttrpg import defaults
 from ttrpg.exceptions import (
     ContextLengthError,
     LLMConfigError,
@@ -24,10 +25,8 @@ from ttrpg.exceptions import (
     LLMPermanentError,
     LLMTransientError,
 )
-from ttrpg.llm import client as llm_client
 from ttrpg.llm.client import (
     LOCAL_SERVER_API_KEY,
-    MAX_SHRINKS,
     OFFLINE_API_KEY,
     OFFLINE_BASE_URL,
     complete,
@@ -152,7 +151,7 @@ def test_retry_after_is_honoured_as_a_floor_and_capped():
 
 
 def test_retry_budget_stops_early(monkeypatch):
-    monkeypatch.setattr(llm_client, "RETRY_BUDGET_S", 0.05)
+    monkeypatch.setattr(defaults, "LLM_RETRY_BUDGET_S", 0.05)
     transport = Scripted(_err(500, "boom", "server_error"))
     with pytest.raises(LLMTransientError) as err:
         _run(transport, _cfg(backoff_base=0.01))
@@ -388,7 +387,7 @@ def test_context_refusal_gives_up_when_nothing_more_can_go():
     shrinks: list = []
     with pytest.raises(ContextLengthError) as err:
         complete(_cfg(), msgs, client=_client(transport), on_shrink=lambda *a: shrinks.append(a))
-    assert 1 <= len(shrinks) <= MAX_SHRINKS and len(transport.requests) == len(shrinks) + 1
+    assert 1 <= len(shrinks) <= defaults.LLM_CONTEXT_SHRINKS_MAX and len(transport.requests) == len(shrinks) + 1
     sent = [estimate_tokens(r["json"]["messages"]) for r in transport.requests]
     assert sent == sorted(set(sent), reverse=True), "every request shorter than the last"
     assert "after shrinking" in str(err.value) and "100 tokens" in str(err.value) and "\n" not in str(err.value)

@@ -202,3 +202,23 @@ MAX_SEED = 2**63 - 1
 LOG_DIR = "research_logs"
 """Where session logs are mirrored (``TTRPG_LOG_DIR``), relative to the working directory;
 created private (0700, files 0600): logs hold whispers."""
+
+LLM_RETRY_BUDGET_S = 35.0
+"""No LLM retry is started whose wait would end more than this many seconds after the first
+attempt began: wall-clock, not scaled by backoff_base, so a call stays well inside JOB_TIMEOUT_S."""
+
+LLM_RETRY_AFTER_CAP_S = 30.0
+"""Longest ``Retry-After`` honoured (before scaling by backoff_base): a server asking for minutes
+would otherwise spend the whole retry budget in one wait."""
+
+LLM_CONTEXT_SHRINKS_MAX = 3
+"""How often one LLM call shrinks its prompt after context-length refusals before giving up."""
+
+HISTORY_TURNS_KEPT = 30
+"""Finished turns summarized in the state (one line each) that later prompts can draw on."""
+
+WORKER_CLASS = "warm"
+"""Worker class of ``ttrpg worker`` and of the local workers ``play``/``demo`` start."""
+
+FLEET_JOBS_LISTED = 50
+"""Failed and running jobs listed by ``ttrpg workers`` unless ``--limit`` says otherwise."""

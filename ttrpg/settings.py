@@ -116,7 +116,7 @@ class Settings:
     context_window: int | None
     backoff_base: float
     warm_spawn: bool
-    worker_class: str = "warm"
+    worker_class: str = defaults.WORKER_CLASS
     worker_name: str | None = None
     kill_after: str | None = None
     check_events: bool = False
@@ -136,7 +136,7 @@ class Settings:
             context_window=int(ctx) if ctx and ctx.isdigit() else None,
             backoff_base=_float("TTRPG_BACKOFF_BASE", 1.0),
             warm_spawn=_bool("TTRPG_WARM_SPAWN", defaults.WARM_SPAWN),
-            worker_class=os.environ.get("TTRPG_WORKER_CLASS") or "warm",
+            worker_class=os.environ.get("TTRPG_WORKER_CLASS") or defaults.WORKER_CLASS,
             worker_name=os.environ.get("TTRPG_WORKER_NAME") or None,
             kill_after=os.environ.get("TTRPG_KILL_AFTER") or None,
             check_events=_bool("TTRPG_CHECK_EVENTS", False),

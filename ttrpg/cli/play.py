@@ -10,6 +10,8 @@ from typing import Optional
 
 import typer
 
+from ttrpg import defaults
+
 WORKERS_HELP = ("Local workers (0-16) to start when no worker serves the queue (default: one per AI player; "
                 "0: none, wait for a fleet).")
 TURNS_HELP = "End after this many turns (1-10000; default: play until the DM types /end)."
@@ -39,7 +41,7 @@ def play(
     players: Optional[int] = typer.Option(None, "--players", help=PLAYERS_HELP),
     seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
-    worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
+    worker_class: str = typer.Option(defaults.WORKER_CLASS, "--worker-class", help=CLASS_HELP),
 ) -> None:
     """Run an interactive session as the DM (Ctrl-C pauses; `ttrpg resume` continues)."""
     from ttrpg.session import play as lib
@@ -68,7 +70,7 @@ def play(
 def resume(
     session: Optional[str] = typer.Argument(None, help="Session id (default: the most recently active)."),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
-    worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
+    worker_class: str = typer.Option(defaults.WORKER_CLASS, "--worker-class", help=CLASS_HELP),
     keyboard: bool = typer.Option(False, "--keyboard", help="Answer at the keyboard even if the session was "
                                                             "started with a DM script."),
 ) -> None:
@@ -91,7 +93,7 @@ def demo(
     seed: int = typer.Option(7, "--seed", help=SEED_HELP),
     model: Optional[str] = typer.Option(None, "--model", help="Play against this model at OPENAI_BASE_URL instead of offline."),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
-    worker_class: str = typer.Option("warm", "--worker-class", help=CLASS_HELP),
+    worker_class: str = typer.Option(defaults.WORKER_CLASS, "--worker-class", help=CLASS_HELP),
 ) -> None:
     """Play the built-in scripted session with the built-in crew and offline AI players."""
     from ttrpg.session import play as lib

@@ -58,9 +58,6 @@ from ttrpg.settings import get_settings
 
 __all__ = ["fleet_status", "failed_jobs", "requeue_failed", "requeue_failed_jobs", "redis_server_argv"]
 
-#: Jobs listed per queue and kind (started, scheduled, failed) by default.
-DEFAULT_JOB_LIMIT = 50
-
 #: A worker on another machine whose last heartbeat is older than this is reported as not alive.
 #: Idle workers heartbeat about every ``WORKER_TTL_S - 15`` s, busy ones every
 #: ``JOB_MONITORING_INTERVAL_S``; RQ itself forgets a worker ``WORKER_TTL_S + 60`` s after its last one.
@@ -308,7 +305,7 @@ def _failed(client, name: str, limit: int) -> list[dict]:
 # --------------------------------------------------------------------------- public API
 
 
-def fleet_status(settings=None, queues=None, *, all_queues: bool = False, limit: int = DEFAULT_JOB_LIMIT) -> dict:
+def fleet_status(settings=None, queues=None, *, all_queues: bool = False, limit: int = defaults.FLEET_JOBS_LISTED) -> dict:
     """Everything ``ttrpg workers`` shows, as plain JSON-able data.
 
     ``workers``: every worker registered in Redis (any machine): name, hostname, pid, state,

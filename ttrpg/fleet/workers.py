@@ -343,4 +343,4 @@ WORKER_CLASSES: dict[str, type] = {
     "fork": AllowListedForkWorker,
     "simple": AllowListedSimpleWorker,
 }
-DEFAULT_WORKER_CLASS = "warm"
+DEFAULT_WORKER_CLASS = defaults.WORKER_CLASS

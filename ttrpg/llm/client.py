@@ -5,7 +5,7 @@ and :func:`complete` with its retries.
 Why the SDK and not raw HTTP: its request shapes, error classes and response parsing are
 what every compatible server is tested against. Why our own retries (``max_retries=0`` on
 the client, tenacity here): the schedule is fixed (:data:`ttrpg.defaults.LLM_BACKOFF_S`, at
-most :data:`ttrpg.defaults.LLM_MAX_ATTEMPTS` attempts within :data:`RETRY_BUDGET_S`), every
+most :data:`ttrpg.defaults.LLM_MAX_ATTEMPTS` attempts within :data:`ttrpg.defaults.LLM_RETRY_BUDGET_S`), every
 retry must be reported to the caller (the job logs an ``llm_retry`` event), and RQ's job
 timeout must never be swallowed by a retry loop. So only the SDK's *transient* error classes
 are retried (:mod:`ttrpg.llm.errors`); everything else is either mapped to a permanent error
@@ -69,15 +69,6 @@ OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 LOCAL_SERVER_API_KEY = "no-key-needed"
 """Sent to a custom ``base_url`` when no key is configured: local servers (llama.cpp without
 ``--api-key``, Ollama, LM Studio) accept anything, and the SDK insists on some key."""
-RETRY_BUDGET_S = 35.0
-"""No retry is started whose wait would end more than this many seconds after the first
-attempt began (tenacity's ``stop_before_delay``). Wall-clock, not scaled by backoff_base: it
-keeps a call well inside the RQ job timeout (ttrpg.defaults.JOB_TIMEOUT_S)."""
-
-RETRY_AFTER_CAP_S = 30.0
-"""Longest ``Retry-After`` we honour (before scaling by backoff_base); a server asking for
-minutes would otherwise blow the retry budget in one wait."""
-
 RetryCallback = Callable[[int, float, str, str], None]
 """``on_retry(attempt, wait_s, error_class, message)``: called before each wait."""
 
@@ -89,9 +80,6 @@ ShrinkCallback = Callable[[int, int], None]
 """``on_shrink(from_tokens, to_tokens)``: the server refused a prompt of about ``from_tokens``
 tokens as longer than its context; it is asked again with a prompt of about ``to_tokens``
 (both estimated with :func:`ttrpg.prompts.context.estimate_tokens`, so they compare)."""
-
-MAX_SHRINKS = 3
-"""How often one call shrinks its prompt after context-length refusals before giving up."""
 
 _MIN_SHRINK_WINDOW = 64
 """Smallest window (estimated tokens) a prompt is shrunk for; below it nothing useful is left."""
@@ -218,13 +206,13 @@ def backoff_wait_s(attempt: int, exc: BaseException | None, backoff_base: float)
     """Wait after failed attempt ``attempt`` (1-based): the schedule, or a longer Retry-After.
 
     A Retry-After is honoured as a floor (we never come back sooner than asked), capped at
-    :data:`RETRY_AFTER_CAP_S`; both are scaled by ``backoff_base`` so tests stay fast.
+    :data:`ttrpg.defaults.LLM_RETRY_AFTER_CAP_S`; both are scaled by ``backoff_base`` so tests stay fast.
     """
     schedule = defaults.LLM_BACKOFF_S
     scheduled = schedule[min(max(attempt, 1), len(schedule)) - 1]
     asked = retry_after_s(exc) if exc is not None else None
     if asked is not None:
-        scheduled = max(scheduled, min(asked, RETRY_AFTER_CAP_S))
+        scheduled = max(scheduled, min(asked, defaults.LLM_RETRY_AFTER_CAP_S))
     return scheduled * backoff_base
 
 
@@ -398,7 +386,7 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
     size has been exceeded." when concurrent requests fill its shared KV cache; see
     :func:`~ttrpg.llm.errors.is_context_refusal`) is not sent the same request again: the prompt is shrunk
     (see :func:`_shrink`), ``on_shrink(from_tokens, to_tokens)`` is called, and the shorter
-    prompt is sent, at most :data:`MAX_SHRINKS` times per call (``context_shrinks`` counts
+    prompt is sent, at most :data:`ttrpg.defaults.LLM_CONTEXT_SHRINKS_MAX` times per call (``context_shrinks`` counts
     them). When nothing more can be cut, :class:`~ttrpg.exceptions.ContextLengthError`. ``max_tokens``
     (default :data:`ttrpg.defaults.LLM_MAX_TOKENS`) is capped by ``cfg["max_tokens"]`` when
     the config sets one.
@@ -472,7 +460,7 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
     def retrying() -> tenacity.Retrying:
         return tenacity.Retrying(
             retry=tenacity.retry_if_exception(retryable),
-            stop=tenacity.stop_after_attempt(defaults.LLM_MAX_ATTEMPTS) | tenacity.stop_before_delay(RETRY_BUDGET_S),
+            stop=tenacity.stop_after_attempt(defaults.LLM_MAX_ATTEMPTS) | tenacity.stop_before_delay(defaults.LLM_RETRY_BUDGET_S),
             wait=wait,
             before_sleep=before_sleep,
             reraise=False,
@@ -487,7 +475,7 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
                 if not is_context_refusal(exc):
                     raise
                 tried = int(window) if window else estimate_tokens(msgs) + max_tokens
-                smaller = _shrink(original, msgs, exc, tried, max_tokens) if shrinks < MAX_SHRINKS else None
+                smaller = _shrink(original, msgs, exc, tried, max_tokens) if shrinks < defaults.LLM_CONTEXT_SHRINKS_MAX else None
                 if smaller is None:
                     raise permanent_error(exc, cfg, msgs, api_key, shrinks) from exc
                 from_tokens = estimate_tokens(msgs)

@@ -30,6 +30,7 @@ from datetime import datetime
 
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 
+from ttrpg import defaults
 from ttrpg.backend.connection import get_redis
 from ttrpg.constants import EVENTS_SEEN, EVENTS_STREAM, SESSION_KEY, SESSIONS_INDEX
 from ttrpg.dm.script import ScriptDM, builtin_script
@@ -73,7 +74,7 @@ def fanout(players: int = 4, latency_ms: int = 500, runs: int = 5, settings: Set
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     llm = make_config(settings=settings, offline=True, latency_ms=latency_ms, seed=1)
     walls = []
-    with local_workers(players, [queue], "warm", settings):
+    with local_workers(players, [queue], defaults.WORKER_CLASS, settings):
         for run in range(runs + 1):
             sid = f"bench-fanout-{uuid.uuid4().hex[:8]}"
             reqs = {f"p{i}": {"session_id": sid, "campaign_id": sid, "turn": 1, "phase": "intent",
@@ -144,7 +145,7 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
     settings_q = Settings(**{**settings.__dict__, "queue": queue})
     llm = make_config(settings=settings_q, offline=True, seed=3)
     resume_ms: dict[str, float] = {}
-    with local_workers(players, [queue], "warm", settings_q):
+    with local_workers(players, [queue], defaults.WORKER_CLASS, settings_q):
         try:
             play.start(session_id=sid, campaign_id=sid, party=party, llm=llm, dm=_StopAt(script, 3), ui=_Quiet(),
                        dm_script=script, max_turns=turns, seed=3, workers=0, settings=settings_q)

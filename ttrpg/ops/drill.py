@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 
+from ttrpg import defaults
 from ttrpg.backend import embedded
 from ttrpg.backend.connection import get_redis
 from ttrpg.fleet.local import live_workers, local_workers
@@ -181,7 +182,7 @@ class _Fleet:
         return self
 
     def _start(self, n):
-        cm = local_workers(n, [self.settings.queue], "warm", self.settings)
+        cm = local_workers(n, [self.settings.queue], defaults.WORKER_CLASS, self.settings)
         fleet = cm.__enter__()
         self._stack.append((cm, fleet))
         self.pids |= set(fleet.pids)

@@ -283,7 +283,7 @@ def workers_for(settings, n: int, worker_class: str | None = None):
     if live or n <= 0:
         yield 0
         return
-    with local_workers(n, [settings.queue], worker_class or "warm", settings):
+    with local_workers(n, [settings.queue], worker_class or defaults.WORKER_CLASS, settings):
         yield n
 
 

@@ -41,8 +41,6 @@ from ttrpg.turn import questions
 from ttrpg.turn.state import TurnState
 from ttrpg.vocabulary import ASK_NODES, PHASES, QUESTIONS
 
-HISTORY_KEPT = 30
-
 
 @dataclass
 class TurnContext:
@@ -586,7 +584,7 @@ def memory_storage(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
         store_turn(ctx, state)
     turn = state["turn"]
     line = summarize_turn(state)
-    history = (list(state.get("history") or []) + [line])[-HISTORY_KEPT:]
+    history = (list(state.get("history") or []) + [line])[-defaults.HISTORY_TURNS_KEPT:]
     tokens = state.get("tokens") or {}
     ctx.events.emit("turn_completed", f"{turn}", turn, ended_early=bool(state.get("turn_ended")),
                     prompt_tokens=tokens.get("prompt", 0), completion_tokens=tokens.get("completion", 0),
