@@ -60,15 +60,18 @@ class KeyboardDM:
         except (OSError, ValueError):
             pass
 
+    def _read(self, prompt: str) -> str:
+        """One raw line, typed after this prompt appeared (earlier keystrokes are dropped); Ctrl-D pauses."""
+        self._discard_typeahead()
+        try:
+            return self._input(prompt) if self._input else err().input(Text(f"{prompt} › ", style="cyan"))
+        except EOFError:
+            raise KeyboardInterrupt from None
+
     def _line(self, prompt: str, state: dict, *, narration: bool = False, help_text: str = "") -> str:
         """One line from the DM with slash commands handled; ``/x`` never comes back as an answer."""
         while True:
-            self._discard_typeahead()
-            try:
-                raw = self._input(prompt) if self._input else err().input(Text(f"{prompt} › ", style="cyan"))
-            except EOFError:
-                raise KeyboardInterrupt from None
-            line = raw.strip()
+            line = self._read(prompt).strip()
             if line.startswith("//"):
                 return line[1:]
             if not line.startswith("/"):
@@ -115,12 +118,7 @@ class KeyboardDM:
 
     def _confirm(self, prompt: str) -> bool:
         while True:
-            self._discard_typeahead()
-            try:
-                raw = self._input(prompt) if self._input else err().input(Text(f"{prompt} [y/n] › ", style="cyan"))
-            except EOFError:
-                raise KeyboardInterrupt from None
-            word = raw.strip().lower()
+            word = self._read(f"{prompt} [y/n]").strip().lower()
             if word in ("y", "yes"):
                 return True
             if word in ("n", "no", ""):

@@ -68,6 +68,18 @@ def lost_error(session_id: str, holder) -> LockLost:
                     session_id=session_id)
 
 
+def parse_holder(raw: bytes) -> tuple[str, int | None]:
+    """``(host, pid)`` of a lock value ``host:pid:token`` (pid None when it is not a number)."""
+    host, _, rest = raw.decode(errors="replace").partition(":")
+    pid = rest.partition(":")[0]
+    return host, int(pid) if pid.isdigit() else None
+
+
+def dead_here(host: str, pid: int) -> bool:
+    """The holder is a process of this host that no longer exists (kill -9): its lock is stale."""
+    return host == socket.gethostname() and not pid_alive(pid)
+
+
 class SessionLock:
     """One driver per session: taken with ``SET NX PX``, renewed by a daemon thread.
 
@@ -109,9 +121,8 @@ class SessionLock:
         holder = self.redis.get(self.key)
         if not holder:
             return bool(self.redis.set(self.key, self.token, nx=True, px=self.ttl_ms))
-        host, _, rest = holder.decode(errors="replace").partition(":")
-        pid = rest.partition(":")[0]
-        if host != socket.gethostname() or not pid.isdigit() or pid_alive(int(pid)):
+        host, pid = parse_holder(holder)
+        if pid is None or not dead_here(host, pid):
             return False
         return bool(self.redis.eval(_TAKE_OVER, 1, self.key, holder, self.token, self.ttl_ms))
 

@@ -20,7 +20,7 @@ from rq.serializers import JSONSerializer
 
 from ttrpg.constants import CAMPAIGN_SESSIONS, SESSION_KEY, SESSION_LOCK, SESSIONS_INDEX
 from ttrpg.exceptions import ConfigError, UnknownSession
-from ttrpg.process import pid_alive
+from ttrpg.session.lock import dead_here, parse_holder
 from ttrpg.settings import get_settings
 from ttrpg.turn import questions
 from ttrpg.turn.checkpoint import make_saver
@@ -97,13 +97,10 @@ def driver_of(redis, sid: str) -> dict | None:
     holder = redis.get(SESSION_LOCK.format(session_id=sid))
     if not holder:
         return None
-    host, _, rest = holder.decode(errors="replace").partition(":")
-    pid = rest.partition(":")[0]
-    if not pid.isdigit():
+    host, pid = parse_holder(holder)
+    if pid is None or dead_here(host, pid):
         return None
-    if host == socket.gethostname() and not pid_alive(int(pid)):
-        return None
-    return {"host": host, "pid": int(pid)}
+    return {"host": host, "pid": pid}
 
 
 def _summary(redis, sid: str, meta: dict) -> dict:
