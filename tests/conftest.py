@@ -73,20 +73,21 @@ def run_cli(*args: str, env: dict | None = None, timeout: float = 120, input: st
 
 @pytest.fixture(scope="module")
 def fleet(ttrpg_home, request):
-    """Four real workers on a queue of this test module's own (warm-spawn unless the module
-    sets ``FLEET_CLASS``: fork workers cost less CPU per job where isolation is not the point).
+    """Four real workers on a queue of this test module's own (the default class unless the
+    module sets ``FLEET_CLASS``: fork workers cost less CPU per job where isolation is not the point).
 
     Yields the queue name; TTRPG_QUEUE is exported while the module runs so sessions and
     child processes use it.
     """
     from ttrpg.fleet.local import local_workers
+    from ttrpg.fleet.workers import DEFAULT_WORKER_CLASS
     from ttrpg.settings import get_settings
 
     name = "m-" + uuid.uuid4().hex[:10]
     old = os.environ.get("TTRPG_QUEUE")
     os.environ["TTRPG_QUEUE"] = name
     try:
-        with local_workers(4, [name], getattr(request.module, "FLEET_CLASS", "warm"), get_settings()):
+        with local_workers(4, [name], getattr(request.module, "FLEET_CLASS", DEFAULT_WORKER_CLASS), get_settings()):
             yield name
     finally:
         if old is None:

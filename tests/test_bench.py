@@ -16,10 +16,20 @@ def test_bench_quick_reports_every_figure():
     assert result.returncode == 0, result.stderr[-2000:]
     f = json.loads(result.stdout)
     assert f["cli_startup"]["median"] > 0
-    assert set(f["dispatch"]) == {"warm", "spawn", "fork", "simple"}
-    for d in f["dispatch"].values():
+    assert set(f["dispatch"]) == {"forkserver", "warm", "spawn", "fork", "simple"}
+    for d in [*f["dispatch"].values(), *f["back_to_back"].values()]:
         assert 0 < d["p10_ms"] <= d["median_ms"] <= d["p90_ms"]
+        assert d["idle_memory"]["pss_kb"] > 0  # memory per idle worker, every class
     assert f["dispatch"]["warm"]["horse_rss_kb"] > 0
+    assert set(f["dispatch"]["forkserver"]["idle_memory"]["processes"]) == {"worker", "template", "ready"}
+    b2b = f["back_to_back"]["forkserver"]
+    assert b2b["back_to_back"] and b2b["distinct_processes"] == b2b["n"]  # never two jobs in one process
+    assert f["back_to_back"]["simple"]["distinct_processes"] == 1
+    for size in ("2_players", "4_players"):
+        row = f["turn"][size]
+        assert set(row) == {"forkserver", "simple"}
+        assert all(r["turn_ms"]["median"] > 0 for r in row.values())
+        assert row["simple"]["ratio_to_simple"] == 1.0 and row["forkserver"]["ratio_to_simple"] > 0
     fan = f["fanout"]
     assert fan["players"] == 4 and fan["wall_ms"]["median"] >= fan["latency_ms"]
     assert f["checkpoint_put"]["p50"] > 0 and f["checkpoint_put"]["p99"] >= f["checkpoint_put"]["p50"]

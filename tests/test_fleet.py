@@ -389,7 +389,7 @@ def test_an_idle_worker_serves_again_after_the_test_runs_redis_restarts(ttrpg_ho
     from ttrpg.backend.connection import get_redis
     from ttrpg.fleet.monitor import fleet_status
 
-    with local_workers(1, [queue_name], "warm") as fleet:
+    with local_workers(1, [queue_name], "forkserver") as fleet:
         name, proc = fleet.names[0], fleet.procs[0]
         client = get_redis()
         try:
@@ -420,7 +420,7 @@ def test_an_idle_worker_serves_again_after_the_test_runs_redis_restarts(ttrpg_ho
 
 
 def test_ttrpg_workers_json_shows_the_running_worker_and_queue_depths(queue_name, redis_client):
-    with local_workers(1, [queue_name], "warm") as fleet:
+    with local_workers(1, [queue_name], "forkserver") as fleet:
         name = fleet.names[0]
         queue = job_queue(queue_name, redis_client)
         first = queue.enqueue("ttrpg.jobs.functions.sleep_for", 4)
@@ -437,6 +437,8 @@ def test_ttrpg_workers_json_shows_the_running_worker_and_queue_depths(queue_name
         assert worker["current_job"]["func"] == "ttrpg.jobs.functions.sleep_for"
         assert worker["last_heartbeat"] and worker["heartbeat_age_s"] < 60
         assert worker["successful_job_count"] == 0 and worker["failed_job_count"] == 0
+        assert {h["state"] for h in worker["horses"]} >= {"template", "running"}
+        assert worker["memory_pss_kb"] > 0  # the worker, its template and its horses, shared pages once
         depths = next(q for q in info["queues"] if q["name"] == queue_name)
         assert (depths["queued"], depths["started"], depths["failed"], depths["workers"]) == (1, 1, 0, 1)
         started = [j for j in info["started"] if j["queue"] == queue_name]
@@ -461,7 +463,7 @@ def test_ttrpg_workers_failed_requeue_puts_a_failed_job_back(queue_name, redis_c
 
     queue = Queue(queue_name, connection=redis_client, serializer=JSONSerializer)
     try:
-        with local_workers(1, [queue_name], "warm"):
+        with local_workers(1, [queue_name], "forkserver"):
             refused = queue.enqueue("os.getpid")  # not a ttrpg job: refused, and never retried
             assert _wait(lambda: refused.get_status(refresh=True) == JobStatus.FAILED, 30)
 

@@ -37,7 +37,7 @@ from ttrpg.research import events
 from ttrpg.settings import get_settings
 
 SECRET = "sk-secret-hostile-0123456789abcdef"
-CLASSES = ("warm", "spawn", "fork", "simple")
+CLASSES = ("forkserver", "warm", "spawn", "fork", "simple")
 HOSTILE = ("big", "escapes", "html", "ratelimit")
 ESCAPES = ("[/] [link=http://x]click[/link] [bold red]loud[/] "
            "\x1b]8;;http://evil.example/\x1b\\a link\x1b]8;;\x1b\\ "   # OSC 8 hyperlink
@@ -221,7 +221,7 @@ def test_the_dms_registry_sweep_runs_no_callback_and_sends_no_webhook(server, ho
 
 
 def test_a_megabyte_reply_is_cut_logged_and_never_stored_whole(fleets, server, redis_client, session_id):
-    queue = job_queue(fleets["warm"], redis_client)
+    queue = job_queue(fleets["forkserver"], redis_client)
     job = queue.enqueue("ttrpg.jobs.functions.ask_player", _request(session_id, server.url("big")))
     value = _result(job).return_value
     assert value["ok"] and value["truncated"] is True and value["reply_chars"] == 1_000_000
@@ -304,7 +304,7 @@ def test_progress_reports_a_rate_limited_player_as_retrying_before_done(fleets, 
     # Retry-After: 1 is honoured as a floor of the 2 s scheduled wait; backoff_base 0.5 makes it 1 s.
     reqs = {"p1": _request(session_id, server.url("ratelimit"), backoff_base=0.5)}
     started = time.monotonic()
-    out = run_jobs(redis_client, fleets["warm"], reqs, session_id=session_id, turn=1, phase="intent", attempt=1,
+    out = run_jobs(redis_client, fleets["forkserver"], reqs, session_id=session_id, turn=1, phase="intent", attempt=1,
                    on_progress=lambda s: snapshots.append(s))
     elapsed = time.monotonic() - started
     assert out.results["p1"]["text"] == "answered after the wait" and out.results["p1"]["attempts"] == 2

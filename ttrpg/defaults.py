@@ -217,8 +217,11 @@ LLM_CONTEXT_SHRINKS_MAX = 3
 HISTORY_TURNS_KEPT = 30
 """Finished turns summarized in the state (one line each) that later prompts can draw on."""
 
-WORKER_CLASS = "warm"
+WORKER_CLASS = "forkserver"
 """Worker class of ``ttrpg worker`` and of the local workers ``play``/``demo`` start."""
+
+TEMPLATE_START_TIMEOUT_S = 120
+"""Longest a job waits for a fork server's template to start (its imports take ~0.5 s idle)."""
 
 FLEET_JOBS_LISTED = 50
 """Failed and running jobs listed by ``ttrpg workers`` unless ``--limit`` says otherwise."""

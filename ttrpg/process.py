@@ -45,3 +45,22 @@ def set_parent_death_signal(sig: int) -> bool:
         return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
     except Exception:  # pragma: no cover - no prctl in this libc
         return False
+
+
+def memory_kb(pid: int) -> dict[str, int] | None:
+    """Resident (``rss``) and proportional (``pss``) memory of a process, in kB.
+
+    PSS divides each shared page among the processes that map it, so summing PSS over a
+    worker, its template and its ready child counts the pages they share once (RSS would
+    count them three times). ``None`` when the process is gone or ``/proc`` is not there.
+    """
+    found: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for raw in f:
+                key, _, rest = raw.partition(b":")
+                if key in (b"Rss", b"Pss"):
+                    found[key.decode().lower()] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return found if len(found) == 2 else None

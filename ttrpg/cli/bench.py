@@ -12,9 +12,10 @@ from ttrpg.console import cell, err, out, print_json
 
 def bench(
     json_out: bool = typer.Option(False, "--json", help="Print the figures as JSON on stdout."),
-    quick: bool = typer.Option(False, "--quick", help="Fewer repetitions and a short session (about a minute)."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer repetitions, two worker classes for the turn, a short session (about two minutes)."),
 ) -> None:
-    """Measure start-up, job dispatch per worker class, fan-out, checkpoints, turn overhead, resume, memory."""
+    """Measure start-up, job dispatch per worker class (idle and back-to-back), the zero-latency turn
+    per worker class, fan-out, checkpoints, turn overhead, resume, memory queries."""
     from ttrpg.ops import bench as lib
 
     with err().status("benchmarking...") as status:
@@ -46,9 +47,19 @@ def render(f: dict):
     s = f["cli_startup"]
     t.add_row("CLI start-up (--help)", f"{s['median']} ms", f"p10 {s['p10']} / p90 {s['p90']}", f"n={s['n']}")
     for cls, d in f["dispatch"].items():
-        note = f"horse ready {d['horse_ready_ms']} ms, horse RSS {d['horse_rss_kb'] // 1024} MB" \
-            if d.get("horse_rss_kb") else ""
+        memory = d.get("idle_memory") or {}
+        note = f"idle worker holds {memory.get('pss_kb', 0) / 1024:.0f} MB (PSS)"
+        if d.get("horse_ready_ms"):
+            note += f"; next horse ready after {d['horse_ready_ms']:.0f} ms"
         t.add_row(f"dispatch: {cls}", f"{d['median_ms']} ms", f"p10 {d['p10_ms']} / p90 {d['p90_ms']}", note)
+    for cls, d in f.get("back_to_back", {}).items():
+        t.add_row(f"back-to-back dispatch: {cls}", f"{d['median_ms']} ms", f"p10 {d['p10_ms']} / p90 {d['p90_ms']}",
+                  f"{d['distinct_processes']} processes for {d['n']} jobs")
+    for size, row in f.get("turn", {}).items():
+        for cls, d in row.items():
+            ratio = f"{d['ratio_to_simple']}x simple" if d.get("ratio_to_simple") else ""
+            t.add_row(f"zero-latency turn, {d['players']} players: {cls}", f"{d['turn_ms']['median']:.0f} ms",
+                      f"p10 {d['turn_ms']['p10']:.0f} / p90 {d['turn_ms']['p90']:.0f}", ratio)
     fo = f["fanout"]
     t.add_row(f"fan-out {fo['players']}x{fo['latency_ms']} ms", f"{fo['wall_ms']['median']} ms",
               f"p10 {fo['wall_ms']['p10']} / p90 {fo['wall_ms']['p90']}",

@@ -81,7 +81,7 @@ def _print_status(info: dict, console) -> None:
     from ttrpg.console import cell, err
 
     workers = Table(title=cell(f"Workers ({info['redis']})"), title_justify="left")
-    for col in ("name", "host", "pid", "state", "current job", "heartbeat", "done", "failed", "queues"):
+    for col in ("name", "host", "pid", "state", "current job", "heartbeat", "done", "failed", "memory", "queues"):
         workers.add_column(col, overflow="fold")
     for w in info["workers"]:
         job = w["current_job"]
@@ -91,8 +91,9 @@ def _print_status(info: dict, console) -> None:
         if job:
             current = (f"{job['id']} ({job['running_s']:.0f} s)" if job.get("running_s") is not None
                        else job["id"])
+        memory = f"{w['memory_pss_kb'] / 1024:.0f} MB" if w.get("memory_pss_kb") else "-"  # this machine only
         workers.add_row(*(cell(v) for v in (w["name"], w["hostname"], w["pid"], state, current, age,
-                                             w["successful_job_count"], w["failed_job_count"],
+                                             w["successful_job_count"], w["failed_job_count"], memory,
                                              ", ".join(map(str, w["queues"])))))
     console.print(workers)
     if not info["workers"]:

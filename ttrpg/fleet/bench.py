@@ -13,22 +13,16 @@ from rq.results import Result
 from ttrpg.backend.connection import get_redis
 from ttrpg.exceptions import TTRPGError
 from ttrpg.fleet.horse import HorseInfo, horses
-from ttrpg.fleet.local import local_workers
+from ttrpg.fleet.local import LocalFleet, local_workers
 from ttrpg.fleet.workers import DEFAULT_WORKER_CLASS
 from ttrpg.jobs.allowlist import job_queue
+from ttrpg.process import memory_kb
+from ttrpg.research.stats import percentile
 from ttrpg.settings import get_settings
 
-__all__ = ["measure_dispatch"]
+__all__ = ["idle_worker_memory", "measure_dispatch"]
 
 PROBE = "ttrpg.jobs.functions.probe"
-
-
-def _percentile(sorted_values: list[float], p: float) -> float:
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    k = (len(sorted_values) - 1) * p
-    lo, hi = int(k), min(int(k) + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
 
 
 def _run_probe(queue: Queue, timeout: float = 60.0) -> tuple[float, dict, float]:
@@ -56,29 +50,64 @@ def _wait_ready_horse(worker_name: str, timeout: float = 30.0) -> HorseInfo | No
     return None
 
 
-def measure_dispatch(worker_class: str = DEFAULT_WORKER_CLASS, n: int = 15, settings=None) -> dict:
+def idle_worker_memory(fleet: LocalFleet, index: int = 0) -> dict:
+    """Memory held by one idle worker and the processes it keeps ready, in kB.
+
+    ``processes`` names each one (``worker``, ``template``, ``ready``); ``rss_kb`` sums their
+    resident memory (pages shared between a template and its children counted once per
+    process) and ``pss_kb`` their proportional share (shared pages counted once overall:
+    what the machine really spends).
+    """
+    procs = {"worker": fleet.pids[index]}
+    for h in horses(fleet.names[index]):
+        if h.state in ("template", "ready") and h.state not in procs:
+            procs[h.state] = h.pid
+    found = {name: memory_kb(pid) for name, pid in procs.items()}
+    found = {name: m for name, m in found.items() if m}
+    return {"processes": {name: m["rss"] for name, m in found.items()},
+            "rss_kb": sum(m["rss"] for m in found.values()), "pss_kb": sum(m["pss"] for m in found.values())}
+
+
+def _wait_idle(worker_class: str, name: str, timeout: float = 30.0) -> None:
+    """Until the worker's ready process (warm horse, fork-server child) is waiting, if it keeps one."""
+    if worker_class in ("warm", "forkserver"):
+        _wait_ready_horse(name, timeout)
+
+
+def measure_dispatch(worker_class: str = DEFAULT_WORKER_CLASS, n: int = 15, settings=None,
+                     back_to_back: bool = False) -> dict:
     """Dispatch overhead of one worker of ``worker_class``: enqueue → job running, in ms.
 
     Starts one local worker on a private queue, runs a warm-up job, then ``n`` ``probe()``
-    jobs one after another (for the warm class, each once the next horse is ready, which
-    is the steady state of an idle worker). Returns ``median_ms``, ``p10_ms``, ``p90_ms``,
-    ``min_ms``, ``max_ms`` (probe's ``started_at`` minus the enqueue time), ``result_ms``
-    (median enqueue → result seen), and for the warm class ``horse_ready_ms`` (median time
-    from a job's result to the next horse being ready) and ``horse_rss_kb`` (a waiting
-    horse's resident memory).
+    jobs one after another. By default each is enqueued once the worker is idle again (for
+    the warm and forkserver classes, once the next horse is ready: the steady state of an
+    idle worker). With ``back_to_back`` each is enqueued the moment the previous one's
+    result is seen, as the phases of a turn follow each other: the worker is then still
+    finishing the previous job, and the figure includes that.
+
+    Returns ``median_ms``, ``p10_ms``, ``p90_ms``, ``min_ms``, ``max_ms`` (probe's
+    ``started_at`` minus the enqueue time), ``result_ms`` (median enqueue → result seen),
+    ``distinct_processes`` (how many processes ran the ``n`` jobs), ``idle_memory`` (see
+    :func:`idle_worker_memory`), and for the warm class ``horse_ready_ms`` (median time from
+    a job's result to the next horse being ready) and ``horse_rss_kb``.
     """
     settings = settings or get_settings()
     queue_name = f"bench-{uuid.uuid4().hex[:10]}"
     client = get_redis(settings)
     queue = job_queue(queue_name, client)
     warm = worker_class == "warm" and settings.warm_spawn
-    dispatch, result_ms, ready_ms, rss = [], [], [], []
+    dispatch, result_ms, ready_ms, rss, pids = [], [], [], [], set()
     try:
         with local_workers(1, [queue_name], worker_class, settings) as fleet:
             name = fleet.names[0]
             _run_probe(queue)  # warm-up: first horse, imports, connections
+            _wait_idle(worker_class, name)
+            time.sleep(0.3)
+            idle = idle_worker_memory(fleet)
             for _ in range(n):
-                if warm:
+                if back_to_back:
+                    pass
+                elif warm:
                     t_done = time.time()
                     horse = _wait_ready_horse(name)
                     if horse is not None:
@@ -86,24 +115,28 @@ def measure_dispatch(worker_class: str = DEFAULT_WORKER_CLASS, n: int = 15, sett
                         if horse.rss_kb:
                             rss.append(horse.rss_kb)
                 else:
+                    _wait_idle(worker_class, name)
                     time.sleep(0.05)
                 enqueued, value, seen = _run_probe(queue)
                 dispatch.append((value["started_at"] - enqueued) * 1000)
                 result_ms.append((seen - enqueued) * 1000)
+                pids.add(value["pid"])
     finally:
         with contextlib.suppress(Exception):
             queue.delete(delete_jobs=True)
         client.close()
     ordered = sorted(dispatch)
     out = {
-        "worker_class": worker_class, "n": n,
+        "worker_class": worker_class, "n": n, "back_to_back": back_to_back,
         "median_ms": round(statistics.median(ordered), 1),
-        "p10_ms": round(_percentile(ordered, 0.10), 1),
-        "p90_ms": round(_percentile(ordered, 0.90), 1),
+        "p10_ms": round(percentile(ordered, 0.10), 1),
+        "p90_ms": round(percentile(ordered, 0.90), 1),
         "min_ms": round(ordered[0], 1), "max_ms": round(ordered[-1], 1),
         "result_ms": round(statistics.median(result_ms), 1),
+        "distinct_processes": len(pids),
+        "idle_memory": idle,
     }
-    if warm:
+    if warm and not back_to_back:
         out["horse_ready_ms"] = round(statistics.median(ready_ms), 1) if ready_ms else None
         out["horse_rss_kb"] = int(statistics.median(rss)) if rss else None
     return out

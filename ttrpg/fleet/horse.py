@@ -40,10 +40,15 @@ __all__ = ["HORSE_MARKER", "HORSE_PRELOAD", "Horse", "HorseInfo", "close_pipe", 
 #: Modules a warm horse imports before its job arrives (a missing one is skipped).
 HORSE_PRELOAD = ("ttrpg.jobs.functions", "ttrpg.settings", "ttrpg.research.events", "ttrpg.llm.client", "openai")
 
+#: Called (module, function) once the preloads are imported, before any job exists: it does the
+#: lazy set-up of a first LLM request so that jobs do not (see :func:`ttrpg.llm.client.warm_up`).
+HORSE_WARM_UP = ("ttrpg.fleet.horse", "warm_up")
+
 #: ``argv[2]`` of every horse starts with this line; :func:`horses` finds them by it.
 HORSE_MARKER = "# ttrpg-horse"
 _COMM_READY = b"ttrpg-ready"
 _COMM_RUNNING = b"ttrpg-horse"
+COMM_TEMPLATE = b"ttrpg-template"
 
 
 # Passed with ``python -c``: tiny and secret-free. It arms PR_SET_PDEATHSIG, then reads the
@@ -66,8 +71,9 @@ exec(compile(_pipe.read(int(_size)), '<ttrpg-horse>', 'exec'))
 """
 
 # Preceded by assignments of _PATH, _PRELOAD, _PAYLOAD, _REDIS, _KEY, _SERIALIZER, _NAME, _LOG_LEVEL.
-# After the "Recreate worker instance" part this is RQ 3.0's SpawnWorker horse, unchanged.
-_HORSE_MAIN = """
+# Imports the preloads, rebuilds the worker's settings and defines _prctl. Shared by the warm
+# horse (below) and the fork server's template (ttrpg.fleet.forkserver).
+HORSE_SETUP = """
 import json, pickle
 sys.path[:] = _PATH
 for _module in _PRELOAD:
@@ -78,6 +84,11 @@ for _module in _PRELOAD:
             sys.stderr.write('ttrpg horse: could not preload %s: %r\\n' % (_module, _exc))
     except Exception as _exc:
         sys.stderr.write('ttrpg horse: could not preload %s: %r\\n' % (_module, _exc))
+if _WARM_UP:
+    try:
+        __import__(_WARM_UP[0], fromlist=['_']).__dict__[_WARM_UP[1]]()
+    except Exception as _exc:
+        sys.stderr.write('ttrpg horse: warm-up failed (jobs start slower): %r\\n' % (_exc,))
 from redis import Redis
 from rq.executions import Execution
 worker_class, worker_attributes = pickle.loads(_PAYLOAD)
@@ -96,18 +107,31 @@ def _prctl(option, value):
             _libc.prctl(option, value, 0, 0, 0)
         except Exception:
             pass
+"""
 
+# Before its job exists, a waiting horse connects and reads its worker's record (RQ's
+# SpawnWorker horse does this after the job arrived: one Redis round trip and some parsing
+# less on the way to the job). Best effort: if Redis is away, HORSE_JOB does it later.
+HORSE_PREPARE = """
 redis = Redis(**_REDIS)
+worker = None
 try:
     redis.ping()  # connect now; redis-py reconnects by itself if Redis restarts meanwhile
+    worker = worker_class.find_by_key(
+        _KEY,
+        connection=redis,
+        job_class=worker_attributes['job_class'],
+        queue_class=worker_attributes['queue_class'],
+        serializer=_SERIALIZER,
+    )
 except Exception:
-    pass
+    worker = None
+"""
 
-_prctl(15, b'ttrpg-ready')
-_line = _pipe.readline()
-_pipe.close()
-if not _line:
-    os._exit(0)
+# Runs the job named by ``_line`` (one JSON line: job id, execution id, queue) in this process,
+# with the Redis client ``redis``. After the "Recreate worker instance" part this is RQ 3.0's
+# SpawnWorker horse, unchanged.
+HORSE_JOB = """
 _prctl(1, 0)
 _prctl(15, b'ttrpg-horse')
 _job = json.loads(_line)
@@ -115,13 +139,14 @@ os.environ['RQ_WORKER_ID'] = _NAME
 os.environ['RQ_JOB_ID'] = _job['job']
 os.environ['RQ_EXECUTION_ID'] = _job['execution']
 
-worker = worker_class.find_by_key(
-    _KEY,
-    connection=redis,
-    job_class=worker_attributes['job_class'],
-    queue_class=worker_attributes['queue_class'],
-    serializer=_SERIALIZER,
-)
+if not worker:
+    worker = worker_class.find_by_key(
+        _KEY,
+        connection=redis,
+        job_class=worker_attributes['job_class'],
+        queue_class=worker_attributes['queue_class'],
+        serializer=_SERIALIZER,
+    )
 if not worker:
     sys.exit(1)
 for name, value in worker_attributes.items():
@@ -142,6 +167,15 @@ worker.execution = execution
 worker.main_work_horse(job, queue)
 """
 
+# The warm horse: connect, say ready, wait for one job line on the pipe, run it.
+_HORSE_MAIN = HORSE_SETUP + HORSE_PREPARE + """
+_prctl(15, b'ttrpg-ready')
+_line = _pipe.readline()
+_pipe.close()
+if not _line:
+    os._exit(0)
+""" + HORSE_JOB
+
 
 @dataclass
 class Horse:
@@ -153,16 +187,16 @@ class Horse:
     broken: bool = False
 
 
-#: Parent-side pipe ends of waiting horses. A forked child (RQ's scheduler) must not keep
+#: Parent-side pipe ends of waiting horses (and of fork-server templates). A forked child (RQ's scheduler) must not keep
 #: them open, or a waiting horse would outlive its worker: they are closed after any fork.
-_PARENT_FDS: set[int] = set()
+PARENT_FDS: set[int] = set()
 
 
 def _close_parent_fds_in_child() -> None:
-    for fd in list(_PARENT_FDS):
+    for fd in list(PARENT_FDS):
         with contextlib.suppress(OSError):
             os.close(fd)
-    _PARENT_FDS.clear()
+    PARENT_FDS.clear()
 
 
 if hasattr(os, "register_at_fork"):
@@ -176,8 +210,11 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def horse_source(worker, preload: tuple[str, ...]) -> bytes:
-    """The horse's code, with ``worker``'s settings (RQ's SpawnWorker recipe)."""
+def horse_source(worker, preload: tuple[str, ...], main: str = _HORSE_MAIN, extra: dict | None = None) -> bytes:
+    """The horse's code (``main``), with ``worker``'s settings (RQ's SpawnWorker recipe).
+
+    ``extra`` adds plain-data assignments to the preamble (e.g. the fork server's pipe fds).
+    """
     redis_kwargs = get_connection_kwargs(worker.connection)
     if "path" in redis_kwargs:
         redis_kwargs["unix_socket_path"] = redis_kwargs.pop("path")
@@ -189,15 +226,22 @@ def horse_source(worker, preload: tuple[str, ...]) -> bytes:
         f"_PATH = {sys.path!r}\n_PRELOAD = {tuple(preload)!r}\n_PAYLOAD = {worker._dump_worker_config()!r}\n"
         f"_REDIS = {redis_kwargs!r}\n_KEY = {worker.key!r}\n_SERIALIZER = {worker._serializer_arg!r}\n"
         f"_NAME = {worker.name!r}\n_LOG_LEVEL = {logging.getLogger('rq').level!r}\n"
-    )
-    return (preamble + _HORSE_MAIN).encode()
+        f"_WARM_UP = {HORSE_WARM_UP if preload else None!r}\n"
+    ) + "".join(f"{name} = {value!r}\n" for name, value in (extra or {}).items())
+    return (preamble + main).encode()
 
 
-def spawn_horse(worker, preload: tuple[str, ...]) -> Horse:
-    """Start a horse for ``worker`` and write its code into its pipe; it then waits for its job."""
+def spawn_horse(worker, preload: tuple[str, ...], main: str = _HORSE_MAIN, extra: dict | None = None,
+                pass_fds: tuple[int, ...] = ()) -> Horse:
+    """Start a horse for ``worker`` and write its code into its pipe; it then waits for its job.
+
+    ``main``, ``extra`` and ``pass_fds`` (made inheritable for the child only) let the fork
+    server start its template through the same secret-free bootstrap.
+    """
     read_fd, write_fd = os.pipe()
     try:
-        os.set_inheritable(read_fd, True)
+        for fd in (read_fd, *pass_fds):
+            os.set_inheritable(fd, True)
         argv = [sys.executable, "-c", _HORSE_BOOT, str(read_fd), str(os.getpid()), worker.name]
         spawned_at = time.time()
         # setpgroup=0: own process group before any of its code runs, as RQ does
@@ -207,9 +251,12 @@ def spawn_horse(worker, preload: tuple[str, ...]) -> Horse:
         raise
     finally:
         os.close(read_fd)
+        for fd in pass_fds:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
     horse = Horse(pid, write_fd, spawned_at)
-    _PARENT_FDS.add(write_fd)
-    source = horse_source(worker, preload)
+    PARENT_FDS.add(write_fd)
+    source = horse_source(worker, preload, main, extra)
     try:
         write_all(write_fd, b"%d\n" % len(source) + source)
     except BrokenPipeError:
@@ -219,7 +266,7 @@ def spawn_horse(worker, preload: tuple[str, ...]) -> Horse:
 
 def close_pipe(horse: Horse) -> None:
     if horse.fd is not None:
-        _PARENT_FDS.discard(horse.fd)
+        PARENT_FDS.discard(horse.fd)
         with contextlib.suppress(OSError):
             os.close(horse.fd)
         horse.fd = None
@@ -239,6 +286,22 @@ def is_ready(pid: int) -> bool:
     return read_comm(pid) == _COMM_READY
 
 
+def warm_up() -> None:
+    """Do once, before any job, the lazy set-up every job would otherwise repeat (~50 ms each).
+
+    RQ parses every timestamp it reads with ``strptime``, whose first call imports
+    ``_strptime`` and compiles its patterns (about 20 ms); the first LLM request sets up
+    openai, httpx and the offline model (:func:`ttrpg.llm.client.warm_up`). No Redis,
+    network or secret is involved.
+    """
+    from rq.utils import now, utcformat, utcparse
+
+    utcparse(utcformat(now()))
+    from ttrpg.llm.client import warm_up as warm_up_llm
+
+    warm_up_llm()
+
+
 # --------------------------------------------------------------------------- horses in /proc
 
 
@@ -249,7 +312,7 @@ class HorseInfo:
     pid: int
     ppid: int
     worker: str
-    state: str  # "starting" (importing), "ready" (waiting for a job), "running", "zombie"
+    state: str  # "starting" (importing), "template" (fork server), "ready" (waiting for a job), "running", "zombie"
     rss_kb: int | None
 
 
@@ -286,6 +349,8 @@ def horses(worker_name: str | None = None) -> list[HorseInfo]:
             state = "ready"
         elif comm == _COMM_RUNNING:
             state = "running"
+        elif comm == COMM_TEMPLATE:
+            state = "template"
         else:
             state = "starting"
         found.append(HorseInfo(pid, ppid, name, state, rss))

@@ -53,7 +53,7 @@ from ttrpg.backend import embedded
 from ttrpg.backend.connection import get_redis, mask_url, redis_url, text_of
 from ttrpg.fleet.horse import horses
 from ttrpg.jobs.allowlist import AllowListedJob
-from ttrpg.process import pid_alive
+from ttrpg.process import memory_kb, pid_alive
 from ttrpg.settings import get_settings
 
 __all__ = ["fleet_status", "failed_jobs", "requeue_failed", "requeue_failed_jobs", "redis_server_argv"]
@@ -202,6 +202,10 @@ def _workers(client) -> list[dict]:
         }
         if w.hostname == hostname:
             row["horses"] = local_horses.get(w.name, [])
+            # What the worker and the processes it keeps (template, ready or running horses) cost
+            # the machine: PSS counts the pages they share once.
+            usage = [m for m in (memory_kb(pid) for pid in [w.pid, *(h["pid"] for h in row["horses"])] if pid) if m]
+            row["memory_pss_kb"] = sum(m["pss"] for m in usage) if usage else None
         rows.append(row)
     rows.sort(key=lambda r: (r["hostname"] or "", r["name"]))
     return rows

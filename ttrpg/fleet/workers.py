@@ -1,27 +1,26 @@
-"""ttrpg's RQ worker classes: allow-listed, Redis-outage tolerant, and the warm spawn worker.
+"""ttrpg's RQ worker classes: allow-listed, Redis-outage tolerant, the fork server and warm spawn.
 
-**Warm spawn** (:class:`WarmSpawnWorker`, the default class). RQ's ``SpawnWorker`` starts a
-fresh interpreter for every job (never a fork), but only once the job has been dequeued,
-so every job waits for ``python`` to start and for its imports (``openai`` alone takes
-0.4-1 s). The warm worker keeps that guarantee and removes the wait: it spawns the *next*
-horse (:mod:`ttrpg.fleet.horse`) ahead of time (right after handing a job to the current
-one, and whenever it idles without one), which imports the job functions and ``openai``
-and then waits for its job. Dispatching a job only writes one line to the horse's pipe,
-closes it and records the horse's pid: RQ's own monitoring, job timeout, results,
-failures, retries and shutdown then work unchanged.
+**Fork server** (:class:`ForkServerWorker`, the default class). Every job runs in a process
+that has run no other job and inherited nothing from the worker or from earlier jobs, and
+starts within milliseconds even when jobs arrive back-to-back: the worker spawns one clean
+*template* interpreter (:mod:`ttrpg.fleet.forkserver`) that imports the job functions and
+``openai``, does their lazy set-up once (:func:`ttrpg.fleet.horse.warm_up`) and never runs a
+job; it keeps one forked child ready, and a job is one line to that child.
 
-A horse that died while waiting is noticed (``waitpid``) and replaced; a job that arrives
-before the pre-spawned horse has finished importing simply waits for it (plain-spawn speed
-at worst). A job is never lost to a missing horse: in the worst case it fails through RQ's
-normal "work-horse terminated unexpectedly" path (and its ``Retry`` re-queues it).
+**Warm spawn** (:class:`WarmSpawnWorker`). RQ's ``SpawnWorker`` starts a fresh interpreter
+for every job (never a fork), but only once the job has been dequeued, so every job waits
+for ``python`` to start and for its imports (``openai`` alone takes 0.4-1 s). The warm
+worker spawns the *next* horse (:mod:`ttrpg.fleet.horse`) ahead of time, which imports the
+job functions and ``openai`` and then waits for its job. It is as fast as the fork server
+when its horse is ready, but a horse needs about 0.5 s after each job: jobs that follow each
+other within milliseconds (the phases of a turn) wait for it. A horse that died while
+waiting is noticed and replaced; a job is never lost to a missing horse: in the worst case
+it fails through RQ's normal "work-horse terminated unexpectedly" path (and its ``Retry``
+re-queues it).
 
-Every class (warm, spawn, fork, simple) runs only allow-listed jobs
-(:mod:`ttrpg.jobs.allowlist`), and waits out a Redis outage instead of quitting.
-
-Dispatch overhead, enqueue → job running, measured with :func:`ttrpg.fleet.bench.measure_dispatch`
-(2 cores, embedded Redis, medians of 15, two runs): warm 6-11 ms, spawn 127-132 ms plus the
-job's own imports (``openai`` ≈ 0.4-0.5 s, which warm and fork have preloaded), fork
-10-14 ms, simple 3 ms (no isolation).
+Every class (forkserver, warm, spawn, fork, simple) runs only allow-listed jobs
+(:mod:`ttrpg.jobs.allowlist`), and waits out a Redis outage instead of quitting. What each
+costs is measured by ``ttrpg bench`` (figures in the README).
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ from rq.worker import SimpleWorker, SpawnWorker, Worker, WorkerStatus
 
 from ttrpg import defaults
 from ttrpg.backend.connection import when_redis_is_up
+from ttrpg.fleet.forkserver import Template, TemplateGone, start_template, wait_pidfd
 from ttrpg.fleet.horse import (
     HORSE_PRELOAD,
     Horse,
@@ -46,13 +46,14 @@ from ttrpg.fleet.horse import (
     discard,
     is_ready,
     spawn_horse,
+    warm_up,
     write_all,
 )
 from ttrpg.jobs.allowlist import AllowListedJob, refusal
 from ttrpg.process import set_parent_death_signal
 
 __all__ = ["AllowListedForkWorker", "AllowListedSimpleWorker", "AllowListedSpawnWorker", "DEFAULT_WORKER_CLASS",
-           "DISPATCH_COST", "WORKER_CLASSES", "WarmSpawnWorker"]
+           "DISPATCH_COST", "ForkServerWorker", "WORKER_CLASSES", "WarmSpawnWorker"]
 
 #: Modules the parent of a fork or simple worker imports once, so that jobs do not.
 PARENT_PRELOAD = HORSE_PRELOAD
@@ -60,7 +61,10 @@ PARENT_PRELOAD = HORSE_PRELOAD
 
 #: What each worker class costs per job, for ``ttrpg worker --help`` and ``ttrpg bench``.
 DISPATCH_COST = {
-    "warm": "fresh interpreter per job, spawned ahead with openai imported: ~10 ms dispatch; ~65 MB held (default)",
+    "forkserver": "fresh child per job, forked from a clean template that never runs jobs: ~10 ms, also back-to-back "
+                  "(default)",
+    "warm": "fresh interpreter per job, spawned ahead with openai imported: ~10 ms, but ~0.5 s when jobs come "
+            "back-to-back",
     "spawn": "fresh interpreter per job, spawned when it arrives: ~0.15 s dispatch + the job's imports (openai ~0.5 s)",
     "fork": "fork of the worker, which preloads the job module and openai: ~15 ms; jobs inherit the parent's state",
     "simple": "jobs run inside the worker process: ~3 ms; no isolation, a crash or leak hits every later job",
@@ -102,6 +106,11 @@ class _TTRPGWorkerMixin:
         return super().perform_job(job, queue, execution)
 
     def bootstrap(self, *args, **kwargs):
+        # RQ installs its SIGTERM/SIGINT handlers only once its scheduler has started; until
+        # then a stop request (a fleet stopped right after it started) would kill the worker
+        # with the signal instead of letting it deregister and exit 0.
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._stop_before_work)
         for module in self.parent_preload:
             try:
                 __import__(module)
@@ -110,6 +119,11 @@ class _TTRPGWorkerMixin:
                     self.log.warning("Worker %s: could not preload %s: %r", self.name, module, exc)
             except Exception as exc:  # the job's own import will report it properly
                 self.log.warning("Worker %s: could not preload %s: %r", self.name, module, exc)
+        if self.parent_preload:
+            try:
+                warm_up()
+            except Exception as exc:
+                self.log.warning("Worker %s: warm-up failed (jobs start slower): %r", self.name, exc)
         super().bootstrap(*args, **kwargs)
 
     def _start_scheduler(self, burst=False, logging_level="INFO", date_format=None, log_format=None):
@@ -132,6 +146,11 @@ class _TTRPGWorkerMixin:
                     self.scheduler.register_death()
             else:
                 self.scheduler.start()
+
+    def _stop_before_work(self, signum, frame):
+        """Stop request before RQ's loop runs: its first check of ``_stop_requested`` ends it."""
+        self.stop_was_requested = True
+        self._stop_requested = True
 
     def request_stop(self, signum, frame):
         self.stop_was_requested = True
@@ -337,7 +356,136 @@ class WarmSpawnWorker(AllowListedSpawnWorker):
         return HORSE_PRELOAD if self.prespawn else ()
 
 
+class ForkServerWorker(_TTRPGWorkerMixin, Worker):
+    """Every job in a fresh process, started within milliseconds even back-to-back.
+
+    The worker spawns one *template* (:mod:`ttrpg.fleet.forkserver`): a fresh interpreter
+    that imports the job functions and ``openai``, never runs a job and never connects to
+    Redis, and keeps one forked child ready. A job is one line to the template; the ready
+    child runs it in its own process group and the template forks the next one (about
+    3 ms), so a job that follows another finds a child waiting. RQ's own monitoring, job
+    timeout, results, retries and warm/cold shutdown work unchanged; only waiting for the
+    horse goes through the template, which reports each child's exit status.
+
+    A template that dies is replaced (at once if a job is waiting: the job then waits for
+    the new template's imports, about 0.5 s, and is not lost); a horse it leaves running
+    finishes its job and the worker waits on the horse's pidfd.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._template: Template | None = None
+        self._template_owner: int | None = None
+        self._horse_pidfd: int | None = None
+        self.templates_started = 0
+
+    #: The horse rebuilds the worker from this, as RQ's SpawnWorker horse does.
+    _dump_worker_config = SpawnWorker._dump_worker_config
+
+    def bootstrap(self, *args, **kwargs):
+        self._template_owner = os.getpid()
+        self._dump_worker_config()  # fail at start, not at the first job, if it cannot be pickled
+        super().bootstrap(*args, **kwargs)
+
+    # -- the template ---------------------------------------------------------------------
+    def _live_template(self) -> Template | None:
+        template = self._template
+        if template is None:
+            return None
+        reason = template.exit_reason()
+        if reason is None:
+            return template
+        self.log.warning("Worker %s: template %s died (%s); starting another", self.name, template.pid, reason)
+        template.stop()
+        self._template = None
+        return None
+
+    def _ensure_template(self) -> Template | None:
+        if self._template_owner != os.getpid() or self._is_horse or self._stop_requested:
+            return self._template
+        template = self._live_template()
+        if template is None:
+            template = self._template = start_template(self, HORSE_PRELOAD)
+            self.templates_started += 1
+            self.log.debug("Worker %s: started template %s", self.name, template.pid)
+        return template
+
+    def _after_idle_heartbeat(self) -> None:
+        if self._state == WorkerStatus.IDLE:
+            self._ensure_template()
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        self._ensure_template()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    # -- dispatch and monitoring ----------------------------------------------------------
+    def fork_work_horse(self, job, queue):
+        """Hand the job to the template's ready child: one line on a pipe, one line back."""
+        os.environ["RQ_WORKER_ID"] = self.name
+        os.environ["RQ_JOB_ID"] = job.id
+        os.environ["RQ_EXECUTION_ID"] = self.execution.id  # type: ignore[union-attr]
+        line = (json.dumps({"job": job.id, "execution": self.execution.id, "queue": queue.name}) + "\n").encode()
+        pid = 0
+        for attempt in (1, 2):
+            template = self._ensure_template()
+            if template is None:
+                break
+            try:
+                pid = template.dispatch(line, defaults.TEMPLATE_START_TIMEOUT_S)
+                break
+            except TemplateGone as exc:
+                self.log.warning("Worker %s: template %s lost job %s before starting it (%s)%s", self.name,
+                                 template.pid, job.id, exc, "; starting another" if attempt == 1 else "")
+                template.stop()
+                self._template = None
+        if not pid:
+            # monitor_work_horse then fails the job (with Retry: re-queues it) through RQ's usual path.
+            self.log.error("Worker %s: no template could start job %s", self.name, job.id)
+        self._horse_pid = pid
+        self._horse_pidfd = None
+        if pid:
+            with contextlib.suppress(OSError):  # gone already: its exit message is on the way
+                self._horse_pidfd = os.pidfd_open(pid)
+            self.procline(f"Forked {pid} at {time.time()}")
+
+    def wait_for_horse(self):
+        pid = self._horse_pid
+        if not pid:
+            return None, None, None
+        template = self._template
+        if template is not None:
+            try:
+                status = template.wait_exit(pid)
+                self._close_horse_pidfd()
+                return pid, status, None
+            except TemplateGone:
+                self.log.warning("Worker %s: template %s died while horse %s ran; waiting for the horse",
+                                 self.name, template.pid, pid)
+                template.stop()
+                self._template = None
+        wait_pidfd(pid, self._horse_pidfd)
+        self._close_horse_pidfd()
+        return pid, None, None
+
+    def _close_horse_pidfd(self) -> None:
+        if self._horse_pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._horse_pidfd)
+            self._horse_pidfd = None
+
+    def kill_horse(self, sig=signal.SIGKILL):
+        if self.horse_pid:  # never killpg(getpgid(0)): that is the worker's own group
+            super().kill_horse(sig)
+
+    def teardown(self):
+        template, self._template = self._template, None
+        if template is not None and self._template_owner == os.getpid():
+            template.stop()
+        super().teardown()
+
+
 WORKER_CLASSES: dict[str, type] = {
+    "forkserver": ForkServerWorker,
     "warm": WarmSpawnWorker,
     "spawn": AllowListedSpawnWorker,
     "fork": AllowListedForkWorker,

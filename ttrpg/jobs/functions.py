@@ -23,16 +23,38 @@ from ttrpg.defaults import JOB_RESULT_TTL_S
 from ttrpg.research.events import EventLog
 from ttrpg.settings import get_settings
 
-#: A value unique to this interpreter: two jobs that report the same marker shared a process.
+#: A value unique to this process: two jobs that report the same marker shared a process.
+#: A forked process draws a new one (a fork server's children import nothing themselves).
 PROCESS_MARKER = uuid.uuid4().hex
 
-#: Set when this interpreter was a pre-spawned (warm) horse; reported by :func:`probe`.
+#: When this module was imported (by a warm horse or a fork-server template: before the job).
 IMPORTED_AT = time.time()
 
+#: Traces left by earlier :func:`probe` calls in this process (``leave_trace=True``).
+_TRACES: list[str] = []
+_TRACE_ENV = "TTRPG_PROBE_TRACE"
 
-def probe() -> dict:
-    """A zero-work job: who ran it and when. Used by ``ttrpg bench`` and the worker tests."""
-    return {"pid": os.getpid(), "marker": PROCESS_MARKER, "started_at": time.time(), "imported_at": IMPORTED_AT}
+
+def _new_marker() -> None:
+    global PROCESS_MARKER
+    PROCESS_MARKER = uuid.uuid4().hex
+
+
+os.register_at_fork(after_in_child=_new_marker)
+
+
+def probe(leave_trace: bool = False) -> dict:
+    """A zero-work job: who ran it and when. Used by ``ttrpg bench`` and the worker tests.
+
+    ``traces_seen`` lists what earlier probes with ``leave_trace`` left in this process (a
+    module global and an environment variable): a job that sees one did not start clean.
+    """
+    seen = list(_TRACES) + ([os.environ[_TRACE_ENV]] if _TRACE_ENV in os.environ else [])
+    if leave_trace:
+        _TRACES.append(PROCESS_MARKER)
+        os.environ[_TRACE_ENV] = PROCESS_MARKER
+    return {"pid": os.getpid(), "marker": PROCESS_MARKER, "started_at": time.time(), "imported_at": IMPORTED_AT,
+            "traces_seen": seen}
 
 
 def sleep_for(seconds: float) -> dict:

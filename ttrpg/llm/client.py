@@ -532,3 +532,30 @@ def complete(cfg: LLMConfig, messages: Sequence[Mapping[str, Any]], *, api_key: 
         "truncated": truncated,
         "reply_chars": reply_chars,
     }
+
+
+def warm_up() -> None:
+    """Ask the offline model one question of each phase in this process: no network, Redis or key.
+
+    openai, httpx, pydantic and the offline model set much up lazily at a process's first
+    requests (compiled patterns, validators; about 80 ms here). A fork-server template and a
+    waiting warm horse call this before any job exists, so that every job forked or handed
+    to them finds that done. Nothing of it is job data: the prompts are built from the
+    default party and a fixed scene.
+    """
+    from ttrpg.game.characters import default_party
+    from ttrpg.llm.config import make_config
+    from ttrpg.prompts import builders
+
+    party = default_party().to_state()
+    entry, ship = party["players"][0], party.get("ship")
+    scene = "An alien drone drifts into the hangar, scanning the crates."
+    prompts = [
+        builders.player_intent_messages(entry, ship, scene, [], [], [], []),
+        builders.discussion_messages(entry, ship, scene, [], [], [], [], 1),
+        builders.character_action_messages(entry, ship, scene, "Disable the drone quietly.", [], []),
+        builders.character_reaction_messages(entry, ship, scene, "The drone spins away, sparking.", [], []),
+    ]
+    cfg = make_config(offline=True, seed=1)
+    for messages in prompts:
+        complete(cfg, messages, max_tokens=120)

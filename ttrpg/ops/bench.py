@@ -7,9 +7,15 @@ asserted in unit tests (shared 2-core machines make timed tests flaky).
 Figures:
 
 * ``cli_startup``: ``ttrpg --help`` in a fresh process.
-* ``dispatch``: enqueue → job running, zero-work job, per worker class (warm/spawn/fork/simple).
-* ``fanout``: 4 players, 500 ms offline latency each, 4 warm workers: wall time and the ratio
-  to the ideal 500 ms (sequential would be 2000 ms).
+* ``dispatch``: enqueue → job running, zero-work job, per worker class, with the worker idle
+  before each job; and the memory an idle worker holds (with its template or waiting horse).
+* ``back_to_back``: the same when each job is enqueued the moment the previous one's result
+  is seen (how the phases of a turn follow each other), per worker class.
+* ``turn``: one turn of a session at zero model latency (the offline model), 2 and 4
+  players, per worker class: what the orchestration itself costs; ``ratio_to_simple`` compares
+  each class with ``simple`` (jobs inside the worker, no isolation) measured in the same run.
+* ``fanout``: 4 players, 1000 ms offline latency each, 4 workers of the default class: wall
+  time and the ratio to the ideal 1000 ms (sequential would be 4000 ms).
 * ``checkpoint_put``: one RedisSaver checkpoint write with a realistic turn state, p50/p99.
 * ``turn_overhead``: one session, zero-latency model, 2 players: per-turn wall time at the
   first turns and at the last turns (turn 100 in the full run), and their ratio.
@@ -64,11 +70,60 @@ def cli_startup(runs: int = 10) -> dict:
     return {"unit": "ms", **_stats(samples)}
 
 
-def dispatch(classes=("warm", "spawn", "fork", "simple"), n: int = 15, settings: Settings | None = None) -> dict:
-    return {cls: measure_dispatch(cls, n, settings) for cls in classes}
+#: Every worker class, the default first.
+CLASSES = (defaults.WORKER_CLASS, *(c for c in ("forkserver", "warm", "spawn", "fork", "simple")
+                                    if c != defaults.WORKER_CLASS))
 
 
-def fanout(players: int = 4, latency_ms: int = 500, runs: int = 5, settings: Settings | None = None) -> dict:
+def dispatch(classes=CLASSES, n: int = 15, settings: Settings | None = None, back_to_back: bool = False) -> dict:
+    return {cls: measure_dispatch(cls, n, settings, back_to_back=back_to_back) for cls in classes}
+
+
+def turn(worker_class: str, players: int, turns: int = 4, settings: Settings | None = None) -> dict:
+    """Wall time of one turn at zero model latency: ``players`` AI players, as many workers.
+
+    Plays ``turns`` turns of the built-in DM script with the offline model and takes the
+    time between consecutive ``turn_completed`` events (the first turn, which also starts
+    the workers' processes, is left out).
+    """
+    settings = settings or get_settings()
+    redis = get_redis(settings)
+    party = default_party().to_state()
+    party["players"] = party["players"][:players]
+    script = builtin_script()
+    sid = f"bench-turn-{uuid.uuid4().hex[:8]}"
+    settings_q = Settings(**{**settings.__dict__, "queue": f"bench-{uuid.uuid4().hex[:8]}"})
+    llm = make_config(settings=settings_q, offline=True, seed=5)
+    try:
+        with local_workers(players, [settings_q.queue], worker_class, settings_q):
+            play.start(session_id=sid, campaign_id=sid, party=party, llm=llm, dm=ScriptDM(script), ui=_Quiet(),
+                       dm_script=script, max_turns=turns, seed=5, workers=0, settings=settings_q)
+        done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
+        stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in done]
+        samples = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+    finally:
+        _forget_session(redis, sid, checkpoints=True)
+    return {"worker_class": worker_class, "players": players, "turn_ms": _stats(samples, 0)}
+
+
+def turns_per_class(classes=CLASSES, party_sizes=(2, 4), turns: int = 4, settings: Settings | None = None,
+                    progress=None) -> dict:
+    """:func:`turn` for every class and party size, and each one's ratio to ``simple``."""
+    say = progress or (lambda msg: None)
+    out: dict = {}
+    for players in party_sizes:
+        row = {}
+        for cls in classes:
+            say(f"zero-latency turn, {players} players, {cls} workers")
+            row[cls] = turn(cls, players, turns, settings)
+        simple = row.get("simple", {}).get("turn_ms", {}).get("median")
+        for figures in row.values():
+            figures["ratio_to_simple"] = round(figures["turn_ms"]["median"] / simple, 2) if simple else None
+        out[f"{players}_players"] = row
+    return out
+
+
+def fanout(players: int = 4, latency_ms: int = 1000, runs: int = 5, settings: Settings | None = None) -> dict:
     settings = settings or get_settings()
     redis = get_redis(settings)
     queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -194,10 +249,12 @@ def _checkpoint_bytes(redis, sid: str) -> int:
     return total
 
 
-def _forget_session(redis, sid: str) -> None:
+def _forget_session(redis, sid: str, checkpoints: bool = False) -> None:
     redis.delete(EVENTS_STREAM.format(session_id=sid), EVENTS_SEEN.format(session_id=sid),
                  SESSION_KEY.format(session_id=sid))
     redis.zrem(SESSIONS_INDEX, sid)
+    if checkpoints:
+        make_saver(redis).delete_thread(sid)
 
 
 def memory_query(n: int = 10_000, settings: Settings | None = None) -> dict:
@@ -211,8 +268,12 @@ def run(quick: bool = False, settings: Settings | None = None, progress=None) ->
     out: dict = {"quick": quick, "python": sys.version.split()[0]}
     say("CLI start-up")
     out["cli_startup"] = cli_startup(3 if quick else 10)
+    classes = (defaults.WORKER_CLASS, "simple") if quick else CLASSES
     say("dispatch overhead per worker class")
-    out["dispatch"] = dispatch(n=4 if quick else 15, settings=settings)
+    out["dispatch"] = dispatch(CLASSES, n=4 if quick else 15, settings=settings)
+    say("back-to-back dispatch per worker class")
+    out["back_to_back"] = dispatch(classes, n=8 if quick else 40, settings=settings, back_to_back=True)
+    out["turn"] = turns_per_class(classes, turns=2 if quick else 5, settings=settings, progress=say)
     say("fan-out efficiency")
     out["fanout"] = fanout(runs=2 if quick else 5, settings=settings)
     say("checkpoint writes")
