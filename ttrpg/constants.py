@@ -43,3 +43,27 @@ MEMORY_ENTITIES = PREFIX + ":memory-entities:{campaign_id}"
 #: Hash of a campaign's memory clock: ``max`` (latest campaign turn) and ``s:<session_id>``
 #: (the session's offset), so memory age counts turns across sessions (ttrpg.memory).
 MEMORY_CLOCK = PREFIX + ":memory-clock:{campaign_id}"
+
+#: LangGraph's keys of one session's checkpoint history (RedisSaver 0.5, thread id = session id),
+#: every namespace: checkpoints, the latest-checkpoint pointers, pending writes and their
+#: registry sets. Their RediSearch index entries go with the keys. ``ttrpg compact``
+#: deletes them once the session has finished (ttrpg.session.retention).
+CHECKPOINT_THREAD_PATTERNS = ("checkpoint:{session_id}:*", "checkpoint_latest:{session_id}:*",
+                              "checkpoint_write:{session_id}:*", "write_keys_zset:{session_id}:*")
+
+# --- research batches (ttrpg.batch) ---
+
+#: Hash of a batch: its matrix (spec), conditions, session ids, driver groups, queues, cancel flag.
+BATCH_KEY = PREFIX + ":batch:{batch_id}"
+#: Hash of a batch's sessions: session id -> JSON {condition, seed, replicate, group, initial state, DM spec}.
+BATCH_SESSIONS = PREFIX + ":batch:{batch_id}:sessions"
+#: Hash of a batch's driver groups: ``g<n>`` -> JSON {job_id, status, runs, started_at, host, pid, rss_kb}.
+BATCH_DRIVERS = PREFIX + ":batch:{batch_id}:drivers"
+#: Hash of sessions a batch driver gave up on: session id -> JSON {status: failed | left, error}.
+BATCH_OUTCOMES = PREFIX + ":batch:{batch_id}:outcomes"
+#: A running driver job's heartbeat (``host:pid``, short TTL): gone means the driver died with its machine.
+BATCH_DRIVER_ALIVE = PREFIX + ":batch-driver:{batch_id}:{group}"
+#: Sorted set of batch ids, scored by creation time.
+BATCHES_INDEX = PREFIX + ":batches"
+#: The queue of session-driver jobs is the player queue's name plus this (``ttrpg`` -> ``ttrpg-drivers``).
+DRIVERS_QUEUE_SUFFIX = "-drivers"

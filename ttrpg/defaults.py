@@ -225,3 +225,53 @@ TEMPLATE_START_TIMEOUT_S = 120
 
 FLEET_JOBS_LISTED = 50
 """Failed and running jobs listed by ``ttrpg workers`` unless ``--limit`` says otherwise."""
+
+RETENTION = "compact"
+"""``TTRPG_RETENTION``: ``compact`` drops a finished session's checkpoints (~2.4 MB at turn 100) when it ends; ``keep`` keeps them."""
+
+# --- research batches (ttrpg.batch) ---
+
+BATCH_SESSIONS_PER_DRIVER = 8
+"""Sessions one driver job runs at once, one thread each: a driver thread spends >95 % of a turn
+waiting on player jobs, so 8 share one process well (see the README's batch section)."""
+
+BATCH_DRIVER_JOB_TIMEOUT_S = 24 * 3600
+"""RQ job timeout of a session-driver job: it plays whole sessions, so hours, not seconds."""
+
+BATCH_DRIVER_RETRIES = 5
+"""RQ retries of a driver job whose process died (machine lost, OOM): each re-run resumes its sessions."""
+
+BATCH_DRIVER_HEARTBEAT_S = 2.0
+"""How often a running driver job renews its heartbeat key."""
+
+BATCH_DRIVER_TTL_S = 10.0
+"""A driver job whose heartbeat is older than this is dead: its job is re-queued at once
+(RQ's own abandoned-job detection takes 60-70 s after the last worker heartbeat)."""
+
+BATCH_RESCUE_INTERVAL_S = 3.0
+"""How often running drivers (and ``ttrpg batch run/status --watch``) look for dead drivers of their batch."""
+
+BATCH_LOCK_WAIT_S = 45.0
+"""How long a driver waits for a session held by another driver (a dead one's lock expires in
+SESSION_LOCK_TTL_MS) before leaving the session to whoever holds it."""
+
+BATCH_MAX_SESSIONS = 10_000
+"""Most sessions one batch may create (conditions x seeds)."""
+
+BATCH_DEFAULT_TURNS = 3
+"""Turns per session of a batch unless the matrix says otherwise."""
+
+BATCH_WATCH_INTERVAL_S = 1.0
+"""How often ``ttrpg batch status --watch`` (and ``batch run --wait``) refreshes."""
+
+BOOTSTRAP_RESAMPLES = 2000
+"""Bootstrap resamples behind every 95 % interval of ``ttrpg batch report``."""
+
+BOOTSTRAP_SEED = 20
+"""Seed of the bootstrap's random generator: the same batch gives the same intervals."""
+
+AUTOPILOT_MAX_REASKS = 3
+"""How often the LLM autopilot DM asks the model again after a refused answer before it takes the rules DM's."""
+
+AUTOPILOT_LLM_MAX_TOKENS = 400
+"""Reply cap of one LLM autopilot DM answer: a narration in JSON is about 150 tokens."""

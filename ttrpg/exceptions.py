@@ -9,6 +9,7 @@ Hierarchy::
     │   ├── RedisModulesMissing     the configured Redis lacks RedisJSON / RediSearch
     │   ├── UnsafePath              a socket, directory or file of ttrpg's that another user owns or can reach
     │   ├── UnknownSession          no session with that id
+    │   ├── SessionFinished         ``resume`` of a session that has ended (its log can still be read)
     │   └── LLMConfigError          no API key / endpoint for real play
     ├── RedisUnavailable            Redis cannot be reached or started
     ├── SessionLocked               another process is driving the session
@@ -65,6 +66,11 @@ class UnsafePath(ConfigError):
 
 class UnknownSession(ConfigError):
     hint = "List sessions with `ttrpg sessions`."
+
+
+class SessionFinished(ConfigError):
+    """``resume`` of a session that ended normally: there is nothing left to play (and once
+    compacted, no checkpoint to play from). The message alone says what to do instead."""
 
 
 class LLMConfigError(ConfigError):

@@ -104,6 +104,21 @@ def _bool(name: str, default: bool) -> bool:
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+RETENTION_MODES = ("compact", "keep")
+
+
+def _retention() -> str:
+    """``TTRPG_RETENTION``: what a finished session keeps in Redis (ttrpg.session.retention)."""
+    raw = (os.environ.get("TTRPG_RETENTION") or "").strip().lower()
+    if not raw:
+        return defaults.RETENTION
+    if raw not in RETENTION_MODES:
+        raise ConfigError(f"TTRPG_RETENTION={raw[:40]!r} is not a retention mode.",
+                          hint="Set TTRPG_RETENTION to compact (drop a finished session's checkpoints) or keep, "
+                               "or unset it.")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -121,6 +136,7 @@ class Settings:
     kill_after: str | None = None
     check_events: bool = False
     allowed_base_urls: tuple[str, ...] = ()
+    retention: str = defaults.RETENTION
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -142,6 +158,7 @@ class Settings:
             check_events=_bool("TTRPG_CHECK_EVENTS", False),
             allowed_base_urls=tuple(u.strip() for u in (os.environ.get("TTRPG_ALLOWED_BASE_URLS") or "").split(",")
                                     if u.strip()),
+            retention=_retention(),
         )
 
 

@@ -21,7 +21,7 @@ import sys
 import typer
 
 from ttrpg import __version__
-from ttrpg.cli import bench, characters, logs, memory, play, server, sessions, worker, workers
+from ttrpg.cli import batch, bench, characters, compact, logs, memory, play, server, sessions, worker, workers
 
 app = typer.Typer(
     name="ttrpg",
@@ -51,6 +51,7 @@ app.command()(play.resume)
 app.command()(play.demo)
 app.command()(sessions.sessions)
 app.command()(sessions.status)
+app.command()(compact.compact)
 app.add_typer(server.app, name="redis")
 app.add_typer(characters.app, name="characters")
 app.add_typer(memory.app, name="memory")
@@ -59,6 +60,7 @@ app.command()(logs.watch)
 app.command()(logs.report)
 app.command("worker")(worker.worker)
 app.add_typer(workers.app, name="workers")
+app.add_typer(batch.app, name="batch")
 app.command()(bench.bench)
 app.command()(bench.drill)
 

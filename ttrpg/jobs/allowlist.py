@@ -28,6 +28,7 @@ ALLOWED = frozenset({
     "ttrpg.jobs.functions.probe",
     "ttrpg.jobs.functions.sleep_for",
     "ttrpg.jobs.functions.ask_player",
+    "ttrpg.jobs.functions.drive_sessions",
 })
 """Dotted names of the functions a ttrpg worker accepts (see :mod:`ttrpg.jobs.functions`)."""
 

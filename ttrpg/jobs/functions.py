@@ -195,3 +195,18 @@ def ask_player(request: dict) -> dict:
 def _patiently(fn):
     """Run a Redis read or write, waiting out a Redis restart (up to 60 s) instead of losing a paid-for reply."""
     return when_redis_is_up(fn, patience_s=60.0, first_wait_s=0.5, max_wait_s=0.5)
+
+
+def drive_sessions(request: dict) -> dict:
+    """A session-driver job of a research batch (``ttrpg batch run``): drive some of the batch's
+    sessions at once in this process, one thread per session, each with its autopilot DM.
+
+    ``request`` (plain JSON): ``{"batch_id", "group", "session_ids": [...]}``; everything else
+    (party, model, DM) is read from the batch's record in Redis, as data. Runs on the drivers
+    queue (``<TTRPG_QUEUE>-drivers``), never on the player queue: a driver waits on player jobs.
+    Returns ``{"completed", "cancelled", "failed", "left"}`` lists of session ids.
+    See :func:`ttrpg.batch.drive.drive_group`.
+    """
+    from ttrpg.batch.drive import drive_group
+
+    return drive_group(request)

@@ -43,6 +43,7 @@ from typing import Any
 import httpx
 
 from ttrpg import defaults
+from ttrpg.offline.dm_voice import dm_reply, is_dm_prompt
 from ttrpg.offline.hashing import stable_hash
 from ttrpg.offline.reader import read_prompt
 from ttrpg.offline.voice import offline_reply
@@ -139,14 +140,15 @@ class OfflineTransport(httpx.BaseTransport):
             return _error(400, "the request exceeds the available context size, try increasing it",
                           "exceed_context_size_error", 400, n_prompt_tokens=prompt_tokens,
                           n_ctx=self.context_window)
+        dm = is_dm_prompt(messages)  # the autopilot DM's questions get the GM's voice (ttrpg.offline.dm_voice)
         parsed = read_prompt(messages)
-        is_action = parsed.layer == "character" and parsed.task.startswith("action")
+        is_action = not dm and parsed.layer == "character" and parsed.task.startswith("action")
         overreach = False
         if is_action and self.faults["overreach"] > 0:
             rate = self.faults["overreach"] * (0.5 ** (max(1, parsed.attempt) - 1))
             overreach = rng.random() < rate
         record["overreach"] = overreach
-        text = offline_reply(messages, self.seed, overreach=overreach)
+        text = dm_reply(messages, self.seed) if dm else offline_reply(messages, self.seed, overreach=overreach)
         finish = "stop"
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(max_tokens, int) and max_tokens > 0 and estimate_text_tokens(text) > max_tokens:

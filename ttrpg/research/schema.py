@@ -168,8 +168,12 @@ _TYPES: tuple[EventType, ...] = (
         (F("kind", "string", "What the DM gave.",
            enum=("narration", "review", "adjudication", "dice", "dice_override", "laser_feelings", "outcome",
                  "intervention")),
-         F("source", "string", "Who answered: keyboard (a person), script (a DM script), or unknown (older "
-           "sessions).", required=False),
+         F("source", "string", "Who answered: keyboard (a person), script (a DM script), autopilot-rules or "
+           "autopilot-llm (an autopilot DM, ttrpg.dm.autopilot), or unknown (older sessions).", required=False),
+         F("reasks", "integer", "autopilot-llm only: how often the model was asked again after a refused answer "
+           "before this one.", required=False),
+         F("fallback", "boolean", "autopilot-llm only: true when the model gave no usable answer (after its "
+           "re-asks, or the server kept failing) and the rules DM's answer was used.", required=False),
          F("wait_ms", ("integer", "null"), "How long the DM took to answer, in milliseconds (null when "
            "unknown): the DM's thinking time, apart from machine time.", required=False),
          F("text", ("string", "null"), "The narration, the accepted action (review), the LASER FEELINGS answer, "

@@ -26,6 +26,7 @@ from ttrpg.exceptions import DMScriptError, EventSchemaError, LockLost, RedisUna
 from ttrpg.fleet.local import live_workers, local_workers
 from ttrpg.memory.storing import store_session_end
 from ttrpg.research.events import EventLog, Mirror
+from ttrpg.session.retention import compact_on_finish
 from ttrpg.session.store import PENDING_INTERVENTION, load_meta, meta_key, touch
 from ttrpg.turn import phases, questions
 from ttrpg.turn.checkpoint import make_saver
@@ -146,6 +147,7 @@ class Driver:
         self.mirror.sync()
         self._touch( status="completed", phase="ended")
         self.ui.session_end(self, final)
+        compact_on_finish(self.redis, self.session_id, self.settings, fence=self.fence)  # never raises
         return final
 
     def _ask(self, question: dict, values: dict):
@@ -154,7 +156,12 @@ class Driver:
         started = time.monotonic()
         answer = self.dm.ask(question, values)
         self._check_lock()  # a closed laptop lid usually closes at a prompt
-        return questions.envelope(answer, source=self.dm_source, wait_ms=round((time.monotonic() - started) * 1000))
+        envelope = questions.envelope(answer, source=self.dm_source,
+                                      wait_ms=round((time.monotonic() - started) * 1000))
+        answer_meta = getattr(self.dm, "answer_meta", None)  # autopilot DMs: re-asks, fallback
+        if callable(answer_meta):
+            envelope["meta"] = {**(answer_meta() or {}), **envelope["meta"]}
+        return envelope
 
     # --- failures and interventions ---------------------------------------------------------------
 

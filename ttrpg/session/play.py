@@ -16,12 +16,13 @@ from ttrpg.backend.connection import get_redis
 from ttrpg.dm.keyboard import KeyboardDM
 from ttrpg.dm.script import ScriptDM, builtin_script
 from ttrpg.dm.story import StoryUI
-from ttrpg.exceptions import ConfigError
+from ttrpg.exceptions import ConfigError, SessionFinished
 from ttrpg.game.characters import default_party
 from ttrpg.llm.config import make_config
 from ttrpg.session import store
 from ttrpg.session.driver import Driver, workers_for
 from ttrpg.session.lock import SessionLock
+from ttrpg.session.retention import turns_played
 from ttrpg.settings import Settings, get_settings
 
 
@@ -123,7 +124,7 @@ def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | No
     sid = session_id or store.latest_session(redis)
     meta = store.load_meta(redis, sid)
     if meta.get("status") == "completed":
-        raise ConfigError(f"Session {sid!r} has already ended.", hint="Start a new one with `ttrpg play`.")
+        raise finished_error(redis, sid, meta)
     script = store.script_of(meta)
     if dm is None:
         if script and not keyboard:
@@ -132,6 +133,15 @@ def resume(session_id: str | None = None, *, dm=None, ui=None, workers: int | No
             dm = KeyboardDM()
     return _drive(redis, sid, dm, ui, settings, None, workers if workers is not None else int(meta.get("players", 1)),
                   worker_class)
+
+
+def finished_error(redis, sid: str, meta: dict) -> SessionFinished:
+    """The one line ``resume`` of an ended session stops with (compacted or not)."""
+    n = turns_played(redis, sid, meta)
+    played = f"after {n} turn{'' if n == 1 else 's'}" if n is not None else "earlier"
+    return SessionFinished(f"Session {sid} finished {played}; there is nothing to resume. Read it with "
+                           f"`ttrpg logs export {sid}` or `ttrpg logs transcript {sid}`, or start a new one with "
+                           "`ttrpg play`.")
 
 
 def _drive(redis, sid, dm, ui, settings, initial, workers, worker_class) -> dict:

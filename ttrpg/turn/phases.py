@@ -151,9 +151,11 @@ def _refused(state: TurnState, kind: str, error: str) -> dict:
 
 
 def dm_input(ctx: TurnContext, state: TurnState, kind: str, event_id: str, meta: dict, **fields) -> None:
-    """Every DM answer is a ``dm_input`` event: what was answered, by whom, after how long."""
+    """Every DM answer is a ``dm_input`` event: what was answered, by whom, after how long, and
+    (an autopilot LLM DM) how often its model was asked again and whether the rules DM answered."""
+    extra = {k: meta[k] for k in ("reasks", "fallback") if k in meta}
     ctx.events.emit("dm_input", event_id, state["turn"], kind=kind, source=meta.get("source") or "unknown",
-                    wait_ms=meta.get("wait_ms"), **fields)
+                    wait_ms=meta.get("wait_ms"), **extra, **fields)
 
 
 # --- helpers --------------------------------------------------------------------------------------
