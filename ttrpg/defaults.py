@@ -220,6 +220,9 @@ HISTORY_TURNS_KEPT = 30
 WORKER_CLASS = "forkserver"
 """Worker class of ``ttrpg worker`` and of the local workers ``play``/``demo`` start."""
 
+FORKSERVER_READY = 1
+"""Forked children a fork server keeps ready for the next job (each holds about 8 MB of its own)."""
+
 TEMPLATE_START_TIMEOUT_S = 120
 """Longest a job waits for a fork server's template to start (its imports take ~0.5 s idle)."""
 

@@ -53,19 +53,19 @@ def _wait_ready_horse(worker_name: str, timeout: float = 30.0) -> HorseInfo | No
 def idle_worker_memory(fleet: LocalFleet, index: int = 0) -> dict:
     """Memory held by one idle worker and the processes it keeps ready, in kB.
 
-    ``processes`` names each one (``worker``, ``template``, ``ready``); ``rss_kb`` sums their
-    resident memory (pages shared between a template and its children counted once per
-    process) and ``pss_kb`` their proportional share (shared pages counted once overall:
-    what the machine really spends).
+    ``processes`` gives each kind's resident memory (``worker``, ``template``, ``ready``: the
+    fork server's ready children or the warm horse, summed); ``rss_kb`` sums them (pages
+    shared between a template and its children counted once per process) and ``pss_kb`` their
+    proportional share (shared pages counted once overall: what the machine really spends).
     """
-    procs = {"worker": fleet.pids[index]}
-    for h in horses(fleet.names[index]):
-        if h.state in ("template", "ready") and h.state not in procs:
-            procs[h.state] = h.pid
-    found = {name: memory_kb(pid) for name, pid in procs.items()}
-    found = {name: m for name, m in found.items() if m}
-    return {"processes": {name: m["rss"] for name, m in found.items()},
-            "rss_kb": sum(m["rss"] for m in found.values()), "pss_kb": sum(m["pss"] for m in found.values())}
+    pids = [("worker", fleet.pids[index])]
+    pids += [(h.state, h.pid) for h in horses(fleet.names[index]) if h.state in ("template", "ready")]
+    found = [(kind, m) for kind, m in ((kind, memory_kb(pid)) for kind, pid in pids) if m]
+    processes: dict[str, int] = {}
+    for kind, m in found:
+        processes[kind] = processes.get(kind, 0) + m["rss"]
+    return {"processes": processes, "ready_processes": sum(1 for kind, _ in found if kind == "ready"),
+            "rss_kb": sum(m["rss"] for _, m in found), "pss_kb": sum(m["pss"] for _, m in found)}
 
 
 def _wait_idle(worker_class: str, name: str, timeout: float = 30.0) -> None:

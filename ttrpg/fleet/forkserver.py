@@ -17,6 +17,8 @@ on the reply pipe)::
     worker:   {"job": "<id>", "execution": "<id>", "queue": "<name>"}
     template: {"started": <pid>}             the child running that job (its own process group)
     template: {"exit": <pid>, "status": <waitpid status>}   when it ends
+    horse:    {"exit": <pid>, "status": <code << 8>}   just before it calls os._exit (the template's
+              own report of that exit follows a few milliseconds later and is ignored)
 
 The worker waits for the horse through ``exit`` messages (the horse is the template's child,
 not the worker's); if the template dies meanwhile, the worker waits on the horse's pidfd and
@@ -38,6 +40,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 
+from ttrpg import defaults
 from ttrpg.fleet.horse import HORSE_JOB, HORSE_PREPARE, HORSE_SETUP, PARENT_FDS, spawn_horse, write_all
 
 __all__ = ["Template", "TemplateGone", "start_template", "wait_pidfd"]
@@ -67,7 +70,8 @@ def _say(message):
 
 def _child(job_fd):
     global _line
-    for fd in _PRIVATE:
+    _prctl(15, b'ttrpg-forked')  # not the template's name any more (ttrpg.fleet.horse.horses: "starting")
+    for fd in _PRIVATE - {_REPLY}:
         try:
             os.close(fd)
         except OSError:
@@ -87,7 +91,26 @@ def _child(job_fd):
         data += chunk
     os.close(job_fd)
     _line = data
+    _report_exit_early()
     exec(_JOB, globals())
+
+
+def _report_exit_early():
+    # A horse ends with os._exit once its job's result is stored. The kernel then needs a few
+    # milliseconds to tear the process down before its parent can see it: the horse says its
+    # exit status itself, on the worker's reply pipe (one write, atomic), just before it exits,
+    # so the worker takes its next job at once. Deaths by signal are reported by the template.
+    real_exit = os._exit
+
+    def exit_reporting(code):
+        try:
+            os.write(_REPLY, (json.dumps({'exit': os.getpid(), 'status': (int(code) & 0xff) << 8})
+                              + '\\n').encode())
+        except BaseException:
+            pass
+        real_exit(code)
+
+    os._exit = exit_reporting
 
 
 def _fork_ready():
@@ -120,8 +143,8 @@ def _reap(pid, pidfd):
         return None
 
 
-def _drop_ready():
-    pid, write_fd, pidfd = _ready
+def _drop(child):
+    pid, write_fd, pidfd = child
     _PRIVATE.discard(write_fd)
     os.close(write_fd)
     try:
@@ -131,42 +154,51 @@ def _drop_ready():
     _reap(pid, pidfd)
 
 
+def _fill():
+    while len(_ready) < _READY_COUNT:
+        _ready.append(_fork_ready())
+
+
 gc.collect()
 gc.freeze()  # the children's reference counts then dirty fewer shared pages
-_ready = _fork_ready()
+_ready = []  # oldest first: the one most surely done preparing takes the next job
+_fill()
 _running = {}
 _buf = b''
 while True:
-    readable = select.select([_CMD, _ready[2], *_running], [], [])[0]
+    readable = select.select([_CMD, *(c[2] for c in _ready), *_running], [], [])[0]
     for fd in readable:
         if fd in _running:
             _pid = _running.pop(fd)
             _say({'exit': _pid, 'status': _reap(_pid, fd)})
-    if _ready[2] in readable:  # the ready child died before its job: replace it
-        _drop_ready()
-        _ready = _fork_ready()
+    for _child_ in [c for c in _ready if c[2] in readable]:  # died before its job: replace it
+        _ready.remove(_child_)
+        _drop(_child_)
     if _CMD not in readable:
+        _fill()
         continue
     _chunk = os.read(_CMD, 65536)
     if not _chunk:  # the worker is gone
-        _drop_ready()
+        for _child_ in _ready:
+            _drop(_child_)
         os._exit(0)
     _buf += _chunk
     while b'\\n' in _buf:
         _line, _buf = _buf.split(b'\\n', 1)
+        _fill()
         for _attempt in (1, 2):
             try:
-                _write_all(_ready[1], _line + b'\\n')
+                _write_all(_ready[0][1], _line + b'\\n')
                 break
             except BrokenPipeError:
-                _drop_ready()
-                _ready = _fork_ready()
-        _pid, _w, _pidfd = _ready
+                _drop(_ready.pop(0))
+                _fill()
+        _pid, _w, _pidfd = _ready.pop(0)
         _PRIVATE.discard(_w)
         os.close(_w)
         _running[_pidfd] = _pid
         _say({'started': _pid})
-        _ready = _fork_ready()
+    _fill()
 """
 
 
@@ -218,8 +250,8 @@ class Template:
         deadline = time.monotonic() + timeout
         while True:
             message = self._next(deadline)
-            if "started" in message:
-                return int(message["started"])
+            if isinstance(message.get("started"), int):
+                return message["started"]
             self._note(message)
 
     def wait_exit(self, pid: int) -> int | None:
@@ -232,8 +264,8 @@ class Template:
         return self.exits.pop(pid)
 
     def _note(self, message: dict) -> None:
-        if "exit" in message:
-            self.exits[int(message["exit"])] = message.get("status")
+        if isinstance(message.get("exit"), int):
+            self.exits[message["exit"]] = message.get("status")
             while len(self.exits) > 64:  # ends of horses nobody waits for any more
                 self.exits.pop(next(iter(self.exits)))
 
@@ -249,7 +281,11 @@ class Template:
                 raise TemplateGone("its reply pipe is closed")
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        return json.loads(line)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            return {}
+        return message if isinstance(message, dict) else {}
 
 
 def start_template(worker, preload: tuple[str, ...]) -> Template:
@@ -257,9 +293,9 @@ def start_template(worker, preload: tuple[str, ...]) -> Template:
     cmd_read, cmd_write = os.pipe()
     reply_read, reply_write = os.pipe()
     try:
-        boot = spawn_horse(worker, preload, main=_TEMPLATE_MAIN, pass_fds=(cmd_read, reply_write),
+        boot = spawn_horse(worker, preload, main=_TEMPLATE_MAIN, pass_fds=(cmd_read, reply_write), warm_up=True,
                            extra={"_CMD": cmd_read, "_REPLY": reply_write, "_JOB_SOURCE": HORSE_JOB,
-                                  "_PREPARE_SOURCE": HORSE_PREPARE})
+                                  "_PREPARE_SOURCE": HORSE_PREPARE, "_READY_COUNT": defaults.FORKSERVER_READY})
     except BaseException:
         for fd in (cmd_write, reply_read):
             os.close(fd)

@@ -40,8 +40,9 @@ __all__ = ["HORSE_MARKER", "HORSE_PRELOAD", "Horse", "HorseInfo", "close_pipe", 
 #: Modules a warm horse imports before its job arrives (a missing one is skipped).
 HORSE_PRELOAD = ("ttrpg.jobs.functions", "ttrpg.settings", "ttrpg.research.events", "ttrpg.llm.client", "openai")
 
-#: Called (module, function) once the preloads are imported, before any job exists: it does the
-#: lazy set-up of a first LLM request so that jobs do not (see :func:`ttrpg.llm.client.warm_up`).
+#: Called (module, function) by a fork server's template once the preloads are imported, before
+#: any job exists: the lazy set-up of a first LLM request, done once for all its children (a warm
+#: horse does not: it would spend about a second of CPU on it for its one job).
 HORSE_WARM_UP = ("ttrpg.fleet.horse", "warm_up")
 
 #: ``argv[2]`` of every horse starts with this line; :func:`horses` finds them by it.
@@ -210,7 +211,8 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
-def horse_source(worker, preload: tuple[str, ...], main: str = _HORSE_MAIN, extra: dict | None = None) -> bytes:
+def horse_source(worker, preload: tuple[str, ...], main: str = _HORSE_MAIN, extra: dict | None = None,
+                 warm_up: bool = False) -> bytes:
     """The horse's code (``main``), with ``worker``'s settings (RQ's SpawnWorker recipe).
 
     ``extra`` adds plain-data assignments to the preamble (e.g. the fork server's pipe fds).
@@ -226,13 +228,13 @@ def horse_source(worker, preload: tuple[str, ...], main: str = _HORSE_MAIN, extr
         f"_PATH = {sys.path!r}\n_PRELOAD = {tuple(preload)!r}\n_PAYLOAD = {worker._dump_worker_config()!r}\n"
         f"_REDIS = {redis_kwargs!r}\n_KEY = {worker.key!r}\n_SERIALIZER = {worker._serializer_arg!r}\n"
         f"_NAME = {worker.name!r}\n_LOG_LEVEL = {logging.getLogger('rq').level!r}\n"
-        f"_WARM_UP = {HORSE_WARM_UP if preload else None!r}\n"
+        f"_WARM_UP = {HORSE_WARM_UP if warm_up else None!r}\n"
     ) + "".join(f"{name} = {value!r}\n" for name, value in (extra or {}).items())
     return (preamble + main).encode()
 
 
 def spawn_horse(worker, preload: tuple[str, ...], main: str = _HORSE_MAIN, extra: dict | None = None,
-                pass_fds: tuple[int, ...] = ()) -> Horse:
+                pass_fds: tuple[int, ...] = (), warm_up: bool = False) -> Horse:
     """Start a horse for ``worker`` and write its code into its pipe; it then waits for its job.
 
     ``main``, ``extra`` and ``pass_fds`` (made inheritable for the child only) let the fork
@@ -256,7 +258,7 @@ def spawn_horse(worker, preload: tuple[str, ...], main: str = _HORSE_MAIN, extra
                 os.set_inheritable(fd, False)
     horse = Horse(pid, write_fd, spawned_at)
     PARENT_FDS.add(write_fd)
-    source = horse_source(worker, preload, main, extra)
+    source = horse_source(worker, preload, main, extra, warm_up)
     try:
         write_all(write_fd, b"%d\n" % len(source) + source)
     except BrokenPipeError:
