@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def ttrpg_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     old = {k: os.environ.get(k) for k in ("TTRPG_HOME", "TTRPG_REDIS_URL", "REDIS_URL", "TTRPG_LOG_DIR",
-                                           "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL")}
-    for k in ("TTRPG_REDIS_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL"):
+                                           "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL", "COLUMNS", "LINES")}
+    # COLUMNS/LINES: pytest-xdist's workers export 80x24, which rich would prefer to the size of
+    # the pseudo-terminal a test gives its child (tests that want a width pass COLUMNS themselves).
+    for k in ("TTRPG_REDIS_URL", "REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL", "TTRPG_MODEL", "COLUMNS", "LINES"):
         os.environ.pop(k, None)
     os.environ["TTRPG_HOME"] = str(home)
     os.environ["TTRPG_CHECK_EVENTS"] = "1"  # every event is checked against docs/events.md as it is emitted

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,10 @@ from ttrpg.game.validation import (
 )
 
 CORPUS = Path(__file__).resolve().parent / "data" / "overreach_corpus.jsonl"
+# Labelled independently of the detector; only the dev part is used here (the test part is held out).
+DEV = Path(__file__).resolve().parent / "data" / "overreach" / "dev.jsonl"
+#: The held-out part: no rule was written while looking at it (see tests/data/overreach/build_corpus.py).
+HELD_OUT = Path(__file__).resolve().parent / "data" / "overreach" / "test.jsonl"
 
 
 def test_corpus_is_big_varied_and_balanced():
@@ -34,8 +39,53 @@ def test_precision_and_recall_on_corpus():
           f"tp={result['tp']} fp={result['fp']} fn={result['fn']} tn={result['tn']}")
     for error in result["errors"]:
         print(f"  {error['error']}: {error['text']}")
-    assert result["precision"] >= 0.90
+    assert result["precision"] >= 0.95
     assert result["recall"] >= 0.95
+
+
+def test_precision_and_recall_on_the_dev_part_of_the_independent_corpus():
+    result = evaluate(DEV)
+    print(f"\noverreach dev part: precision={result['precision']:.3f} recall={result['recall']:.3f} "
+          f"tp={result['tp']} fp={result['fp']} fn={result['fn']} tn={result['tn']}")
+    for error in result["errors"]:
+        print(f"  {error['error']}: {error['text']}")
+    assert result["tp"] + result["fn"] >= 150 and result["tn"] + result["fp"] >= 150
+    assert result["precision"] >= 0.95
+    assert result["recall"] >= 0.95
+
+
+def test_precision_and_recall_on_the_held_out_test_part():
+    """Scored as it is. The goal is 0.95 / 0.95; measured when the rules were written against the
+    dev part only: precision 0.942, recall 0.762 (the rules before: 0.914 / 0.616). This guards
+    that level until the goal is reached; its misses are printed (``pytest -s``)."""
+    result = evaluate(HELD_OUT)
+    print(f"\noverreach held-out part: precision={result['precision']:.3f} recall={result['recall']:.3f} "
+          f"tp={result['tp']} fp={result['fp']} fn={result['fn']} tn={result['tn']}")
+    for error in result["errors"]:
+        print(f"  {error['error']}: {error['text']}")
+    assert result["tp"] + result["fn"] >= 150 and result["tn"] + result["fp"] >= 150
+    assert result["precision"] >= 0.94
+    assert result["recall"] >= 0.76
+
+
+def test_fast_enough_to_run_on_every_action():
+    texts = [json.loads(line)["text"] for path in (DEV, CORPUS)
+             for line in path.read_text().splitlines() if line.strip()]
+    find_overreach(texts[0])
+    start = time.perf_counter()
+    for text in texts:
+        find_overreach(text)
+    per_line = (time.perf_counter() - start) / len(texts)
+    assert per_line < 0.001, f"{per_line * 1000:.3f} ms per line"
+
+
+def test_offsets_always_point_at_the_match():
+    for path in (DEV, CORPUS):
+        for line in path.read_text().splitlines():
+            text = json.loads(line)["text"]
+            for v in find_overreach(text):
+                assert text[v["start"]:v["end"]] == v["match"] and v["match"].strip()
+                assert v["kind"] in ("outcome", "other_reaction", "future") and v["reason"]
 
 
 def test_evaluate_takes_a_path(tmp_path):
@@ -125,3 +175,111 @@ def test_autocorrect_needs_review_when_nothing_sensible_is_left(text):
 
 def test_autocorrect_without_violations_is_identity():
     assert autocorrect("I try to hit the guard.", []) == ("I try to hit the guard.", False)
+
+
+# --------------------------------------------------------------------------- structure
+#
+# Hand-written sentences (not taken from the corpora) for each structure the detector reads:
+# the wording is deliberately different from the corpus so that the structure, not a phrase
+# list, has to do the work.
+
+@pytest.mark.parametrize("text,kind", [
+    # a participle clause after the attempt states its result
+    ("I punch him, knocking him out cold.", "outcome"),
+    ("Vex sweeps the brute's legs, sending him crashing into the bar.", "outcome"),
+    ("I overload the relay, shorting out every camera on the deck.", "outcome"),
+    ("Mara fires a flare into the fuel drums, igniting the whole depot.", "outcome"),
+    # a second coordinated verb presupposes the first one worked
+    ("I hack the console and download the codes.", "outcome"),
+    ("Tovin picks the lock and slips inside the vault.", "outcome"),
+    ("I rummage through the desk and pull out the missing ledger.", "outcome"),
+    # discovery and realization
+    ("I search the room and discover the key.", "outcome"),
+    ("Realizing the captain is a traitor, I draw my pistol.", "outcome"),
+    ("I check the manifest and notice that two crates are missing.", "outcome"),
+    ("Mara studies the map and figures out where the rebels are hiding.", "outcome"),
+    ("Having already cracked the door code, Tovin walks right in.", "outcome"),
+    # a perception that succeeds
+    ("I spot the sniper on the ridge.", "outcome"),
+    ("I hear the guards talking about the shipment.", "outcome"),
+    ("I catch sight of the fugitive slipping into the crowd.", "outcome"),
+    # just in time
+    ("I dive through the hatch just before it seals.", "outcome"),
+    ("Mara rolls under the door seconds before it slams shut.", "outcome"),
+    ("Tovin jumps clear just as the bridge collapses.", "outcome"),
+    # passive results
+    ("The guard is knocked out.", "outcome"),
+    ("The turret is destroyed by my second shot.", "outcome"),
+    ("The sentries are taken down one by one.", "outcome"),
+    ("The door gets blown off its hinges.", "outcome"),
+    # certainty markers
+    ("I successfully disable the alarm.", "outcome"),
+    ("Kell manages to wrench the hatch open.", "outcome"),
+    ("I patch the reactor leak with ease.", "outcome"),
+    ("I sneak into the vault unnoticed.", "outcome"),
+    # resultatives and causatives
+    ("I kick the door open.", "outcome"),
+    ("I talk the guard into letting us pass.", "outcome"),
+    ("I haggle the trader down to forty credits.", "outcome"),
+    ("I get the engine running again.", "outcome"),
+    # someone or something else acts: coordinated, relative, appositive, absolute clauses
+    ("I wave the credits and the clerk lets us through.", "other_reaction"),
+    ("I bribe the guard, who pockets the money and unlocks the cell.", "other_reaction"),
+    ("The smuggler, clearly nervous, hands over the crate.", "other_reaction"),
+    ("The dockmaster looks terrified.", "other_reaction"),
+    ("The guards ran away when they saw us.", "other_reaction"),
+    ("The warden's aide: \"You may pass.\"", "other_reaction"),
+    ("I pull the lever, the gate rising with a screech.", "outcome"),
+    ("I throw the grenade and the barricade collapses.", "outcome"),
+    ("My shot tears through the fuel line.", "outcome"),
+    # the future
+    ("I plant the beacon; the fleet will find us within the hour.", "future"),
+    ("I rig the charges, and then the whole mine caves in.", "future"),
+    ("My virus will shut down their defenses.", "future"),
+    ("I jam the comms, and soon their patrols are lost.", "future"),
+])
+def test_detects_by_structure(text, kind):
+    found = find_overreach(text)
+    assert kind in {v["kind"] for v in found}, found
+
+
+@pytest.mark.parametrize("text", [
+    # hedges: intent verbs and their infinitives, hope, purpose, condition, modals
+    "I try to punch him hard enough to knock him out.",
+    "I swing at his jaw, hoping to knock him out cold.",
+    "I start hacking the console, trying to get the codes.",
+    "I slam the override in an attempt to seal the breach.",
+    "I leave the door ajar in the hope that the cat wanders out.",
+    "I set the timer so the charges blow after we leave.",
+    "I tap the crystal to see whether it reacts to sound.",
+    "If the door is locked, I'll try the vent instead.",
+    "I dive for the hatch before it can seal.",
+    "Tovin tries to disable the alarm, then open the vault.",
+    # searching and perceiving without finding
+    "I search the room for the key.",
+    "I scan the ridge for snipers.",
+    "I listen at the door for voices.",
+    # questions and dialogue
+    "Could you cover me while I cross?",
+    "Is the guard still conscious?",
+    "\"You're finished, pirate!\" I shout as I charge.",
+    "\"The door is open,\" Mara says, pointing ahead.",
+    "Dr. Osei: I will do what I can for the wounded.",
+    "I tell the inspector we are hauling medical supplies.",
+    "I ask the smuggler where he got the cargo.",
+    "K-7 asks the foreman to shut the mine down until the supports are repaired.",
+    # background clauses and the situation as given
+    "While the pirates argue, I sneak toward the armory.",
+    "I duck as the turret swings toward me.",
+    "I check on the miners who were trapped in the tunnel.",
+    "The door is sealed, so I look for another way in.",
+    "My blaster is charged and ready.",
+    # the character's own body, gear and pronouns
+    "Kell kills the engine and coasts into the hangar.",
+    "I pull out my blaster and take aim.",
+    "Nyx draws her knife, and she circles around behind the sentry.",
+    "\"On three,\" K-7 announces. \"One. Two.\" It braces against the door.",
+    "Zix banks the ship around the asteroid, keeping it between us and the frigate, and readies the cannons.",
+])
+def test_allows_by_structure(text):
+    assert find_overreach(text) == []

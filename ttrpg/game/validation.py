@@ -8,25 +8,45 @@ action with :func:`find_overreach`, re-asks the model up to :data:`ttrpg.default
 with :func:`strict_instructions`, and finally falls back to :func:`autocorrect` (flagging
 the text for the DM when the correction no longer reads as a sentence).
 
-How (deliberately rules, not a model: fast, deterministic, testable):
+How (deliberately rules, not a model: fast, deterministic, testable). The detector reads
+the *structure* of each sentence rather than matching whole phrases:
 
-1. Quoted speech is masked (a character may *say* "This will end the fight").
-   Questions and sentences opening with a conditional ("If it works, ...") are skipped.
-2. Each sentence is cut into *segments* at hard boundaries (``;``, ``:``, commas,
-   ``and`` + a new subject, ``, which``/``, who``, "so hard that"): an intent word in
-   one segment ("I try to hack the door") does not excuse another ("and it opens").
-3. Inside a segment, a match is excused by a hedge before it ("try", "want", "hoping",
-   "might", "if", "maybe", "says"...) or by being an infinitive ("aiming *to kill*").
-4. Three families of patterns: **outcome** (achievement verbs such as kill, defeat,
-   decrypt, convince, find; success adverbs such as successfully, easily, undetected;
-   and events that only the GM can narrate, such as "the guard drops", "it opens");
-   **other_reaction** (someone else's reaction or feeling: salutes, agrees, is
-   terrified, cheers); **future** ("which will", "and then the ship", "soon").
-   Events and reactions count only when their subject is not the acting character
-   ("Kaya drops to one knee" is her action; "the guard drops" is an outcome).
+1. Quoted speech is masked (a character may *say* "This will end the fight"); a reply
+   that opens with a speaker label ("Zix: ...") is speech, unless the label names someone
+   else ("The ambassador: ..."), which writes another character's lines. Questions and
+   sentences that open with a conditional are hypothetical and skipped.
+2. Each sentence is tokenised (contractions expanded) and cut into *clauses* at
+   punctuation and connectives; each clause keeps its connective (``and``, ``which``,
+   ``as``, ``so``, ``before``...), because the connective says how the clause relates to
+   the attempt: a relative or coordinated clause asserts, a background clause
+   (``while``, ``when``, ``before``) sets the scene, a purpose clause (``so``, ``so that``)
+   and the complement of a hope, a thought or a speech verb are only intended.
+3. In each clause the subject (pronoun, noun phrase, name) and the verb group (modals,
+   future, ``be``/``have`` auxiliaries, tense, passive) are found. The subject is *self*
+   (I, we, the acting character found in the first clause, their body parts and the
+   pronouns that refer to them) or *other* (anyone or anything else, including the
+   character's own shot, code or speech once it acts on the world).
+4. The clause is judged from that structure with small verb classes:
 
-:func:`evaluate` measures precision and recall on the shipped, hand-labelled corpus
-``tests/data/overreach_corpus.jsonl`` (hard negatives included on purpose).
+   * another subject with a finite (non-modal) verb narrates what the DM decides:
+     ``other_reaction`` for people and creatures, ``outcome`` for things and events,
+     ``future`` when it is predicted (will, going to, about to, and then, soon);
+   * a passive or a result state ("the guard is knocked out", "were discovered",
+     "is destroyed"), past narration of others, and another's feelings are outcomes or
+     reactions;
+   * for the character itself: an achievement verb ("defeat", "convince", "repair"), a
+     perception or discovery verb with a found object ("spot the sniper", "realize
+     that..."), a resultative ("kick the door off its hinges", "bargain him down to
+     half"), a causative ("made the fuel line rupture"), a second verb that exploits the
+     first ("hack the console and download the codes"), a participle clause of result
+     after a comma ("..., knocking him out cold"), a completion "just as / seconds
+     before <event>", and certainty markers ("successfully", "manages to", "undetected");
+   * hedges make a clause clean: intent verbs and their infinitives (try to, attempt,
+     hoping, aiming), modals, purpose and conditional clauses, questions.
+
+:func:`evaluate` measures precision and recall on a hand-labelled corpus; the repository
+ships ``tests/data/overreach_corpus.jsonl`` and the independently labelled
+``tests/data/overreach/`` split (hard negatives included on purpose).
 """
 
 from __future__ import annotations
@@ -51,133 +71,1922 @@ class Violation(TypedDict):
     reason: str
 
 
-# --------------------------------------------------------------------------- patterns
+# --------------------------------------------------------------------------- lexicon
+#
+# Small verb classes. The structure of the clause decides whether a member matters: an
+# achievement verb only counts as a finite verb of the acting character, a result verb
+# only as a participle clause after the attempt, and so on.
 
-_SELF_WORDS = {"i", "i'm", "i'll", "i'd", "i've", "me", "myself", "we", "we're", "we'll", "we'd", "us"}
-_NOT_ACTOR = {
-    "the", "a", "an", "my", "his", "her", "their", "its", "our", "your", "this", "that", "these",
-    "those", "everyone", "everybody", "nobody", "no", "someone", "both", "all", "after", "once",
-    "with", "hoping", "if", "in", "while", "since", "maybe", "hopefully", "soon", "can", "could",
-    "does", "do", "what", "let", "would", "when", "as", "then", "he", "it", "they", "there",
-    "direct", "nice", "take", "drop", "hold", "get", "stand", "you", "we",
+def _ws(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_VERB_BASES = _ws("""
+accept act add admit advance aim align allow analyse analyze announce answer apologise apologize appear approach
+arrive ask assess attack attempt back bang bargain bark bash bat beam beat beckon beg begin believe bellow bind
+blanch blast blaze bleed blink block blow blush bluff board bolt bounce bow brace brake break breathe bribe bring
+buckle build bump burn burst buy calculate call calm capture carry catch challenge charge charm chase check cheer
+chirp choke chop chuckle circle claim clamp clang clap clatter clean clear click climb clip close coast collapse
+collect comb come command comply confess confirm connect continue convince cool copy cough count cover cower crack
+crackle crash crawl creak creep cringe croak croon cross crouch crumble crumple crush cry cuff cure curse cut dart
+dash decide decipher decode decrypt defeat deflect deliver demand deny descend destroy detect detonate die dig
+disable disappear disarm discover dive dodge doze download drag draw drift drink drive drop drown duck dump ease
+eat echo edge eject embrace emerge empty end enter erupt escape evade examine explain explode extend extract eye
+face fade fail faint fall feel fight fill find fire fix fizzle flare flash flee flick flicker flinch flip float
+flood flow fly fold follow force forget forgive form free freeze frown fumble gasp gather gaze get give glance
+glare gleam glide glint glow go grab grant grasp greet grimace grin grind grip groan growl grumble grunt guide gun
+hack hail halt hammer hand handcuff hang happen haul head heal hear heave help hesitate hide hiss hit hold hop hope
+hover howl hug hum hunt hurl hurry hurt identify ignite ignore illuminate inject insist intend invite jab jam jerk
+join jolt jump keep kick kill kiss kneel knock land laugh launch lay lead lean leap learn leave let level lie lift
+light limp line linger listen load lob locate lock look loom lose lower lunge lure lurch make march mark meet melt
+mend miss move murmur mutter nod note notice nudge nuzzle obey offer open order overhear overload overpower
+overwhelm pace pale panic pass patch pause peek peel persuade pick pin pinpoint place plant play plead plot plug
+plummet plunge pocket point pop pour power prepare press pretend prime probe promise protest pry pull pump punch
+purr push put race radio raise ram reach react read realise realize rear rebel recall recite recognise recognize
+recoil reel refuse relax release relent reload remain remove render repair repeat reply report rescue resist rest
+restrain retreat retrieve return reveal reroute revive rewire ride rip rise roar roll rotate rub rumble run rupture
+rush sag sail salute save say scan scatter scoff scowl scramble scrape scream search secure see seize seem sell
+send sense serve set settle shake shatter shift shine shiver shoot shout shove show shred shriek shrink shrivel
+shrug shudder shut sigh sign signal sink sit skid slam slap slash sleep slice slide slip slow slump smash smell
+smile smirk snap snarl snatch sneak sneer sniff snort sob spark speak spill spin spiral spit splash splinter split
+spot spray spring sprint sputter squeal squeeze stab stabilise stabilize stagger stall stammer stamp stand stare
+start startle stay steal steer step stick stiffen sting stomp stop storm straighten stream stretch strike stroll
+struggle stumble stun subdue succeed suck suggest surge surrender suspect swallow sway swear sweat sweep swerve
+swing swivel tackle take talk tap tear tell tense thank think throw thrust tie tilt tip topple toss touch trace
+track trade transmit trap tremble trigger trip trust try tug tumble turn twist type uncover understand unlock vanish
+vault veer vent wait wake walk want warn wash watch wave wear weave weep welcome whimper whirl whisper widen win
+wince wink wipe wish withdraw wobble wonder work wrap wreck wrench wrestle write yank yell yelp yield
+""")
+
+_VERB_BASES = _VERB_BASES | _ws("""
+stir mistake increase decrease spike climb soar dip plummet rise shrink grow swell ebb surge worsen improve recover heal
+seal unseal align alert arm assemble attach avoid await balance bandage bar barrel barricade bathe battle bear bend
+blind blot bob bolster boost bounce breach bridge brush bump bury calibrate cancel carve cast cease chain channel
+charge chew chime choose cling clutch coax coil collide command compare complete compliment compute concentrate
+confront contact contain count crank creak cringe cripple crowd crumble cure dance deactivate deal decline deduce
+defend delay deploy descend design detach devour dim disconnect disguise dismantle dispatch display distract
+divert douse drain dress drip drone drum dust echo elbow electrify eliminate employ enable encourage engage
+enhance erase evacuate evaporate exhale exit expand expect explain expose fasten fear feed feint fetch figure
+file fish flail flank flatten flee flex flinch flow flutter focus fog forge fray fry fumble gain gesture glitter
+grapple grasp grate grease groan guard gulp gush halt hammer handle harness hasten hate haul hesitate hitch hoist
+holster hook huddle hunker hurtle hush imagine imitate inch infiltrate inform insert inspect install interrupt
+intimidate isolate itch jab jam jiggle jostle juggle kneel knot label lash latch launch lever lick lift limp linger
+listen loosen loot lunge lure mask match measure memorize memorise mimic monitor mount mourn mow muffle mumble
+muster nail navigate neutralize neutralise nibble notch numb observe obtain occupy offer operate oppose orbit
+outline overheat overload override overrun pack paddle pant park patrol pause pave peer perch persuade phase pilot
+pinch pivot plead plot plow pluck plunder poke polish ponder pose post pounce pound pray predict prefer press prick
+prime prod program project prop protect prowl prune pry puncture punish purge quiet quote rage raid rally rattle
+recalibrate receive recharge reconnect record recover recruit redirect reflect refuel regain register reinforce
+relay relieve remember rend repel replace request rescue resume retract retreat reverse reward rig ring rinse risk
+roam rock rope rouse rummage rustle sabotage sag salvage sample scale scorch scour scout scrawl scream screech
+scribble scrub scuttle seep shake shelter shield shimmer shine shove shrill shut sidestep sift sight silence sing
+siphon sketch skim skip skirt slacken slap slay sling slink slither slosh slouch slurp smack smear smoke smother
+smuggle snag snake snap sneeze snip snoop snuff soak soar sober soften solder solve soothe sort sound spare spatter
+speed spell spend splice sponge spook sprawl spread sprinkle sprout spur spy squat squint squirm stack stain stalk
+stammer stare startle starve steady steam steel stitch stock stoop store strain strangle strap stride strip strive
+stroke stuff stutter subdue submerge summon supply support surround survey survive suspend swap swat swear swipe
+switch tail tame tangle taunt taste tease teeter test thaw thread threaten thump tick tickle tighten time tinker
+tiptoe tire toggle topple torch totter tow tower trade trail train tranquilize tranquillize transfer translate
+transport trap travel tread treat trek trick trudge trust tuck tumble tune twirl twitch uncoil uncover undo unfold
+unfurl unhook unleash unload unplug unroll unscrew untie unwrap update upload urge use utter vanish vault vibrate
+visit vomit wade wager wail waken wander warble ward warm wash waste wave weaken weigh weld wheel whip whirl whistle
+widen wield wiggle wind wire wobble wonder worry wound wreck wrestle wriggle yawn zap zip zoom skitter clench
+huff puff reckon scan slice swing swivel illuminate shred lay gun rev coast hiss yield answer recite dig
+tap type blast bellow growl mutter murmur gasp roll plunge harden rebuild restore repair rewire patch jury-rig
+hotwire override crash retreat squeeze stumble tackle empty ready bless bribe hail hum hurry kick lob
+""")
+
+_IRREGULAR = {  # base: past, participle
+    "be": ("was were", "been"), "have": ("had", "had"), "do": ("did", "done"), "go": ("went", "gone"),
+    "come": ("came", "come"), "see": ("saw", "seen"), "take": ("took", "taken"), "give": ("gave", "given"),
+    "get": ("got", "got gotten"), "make": ("made", "made"), "find": ("found", "found"), "fall": ("fell", "fallen"),
+    "break": ("broke", "broken"), "run": ("ran", "run"), "throw": ("threw", "thrown"), "blow": ("blew", "blown"),
+    "fly": ("flew", "flown"), "draw": ("drew", "drawn"), "drive": ("drove", "driven"), "ride": ("rode", "ridden"),
+    "rise": ("rose", "risen"), "shake": ("shook", "shaken"), "speak": ("spoke", "spoken"), "steal": ("stole", "stolen"),
+    "strike": ("struck", "struck stricken"), "swing": ("swung", "swung"), "sting": ("stung", "stung"),
+    "fling": ("flung", "flung"), "hang": ("hung hanged", "hung hanged"), "dig": ("dug", "dug"),
+    "stick": ("stuck", "stuck"), "win": ("won", "won"), "lose": ("lost", "lost"), "hold": ("held", "held"),
+    "tell": ("told", "told"), "sell": ("sold", "sold"), "say": ("said", "said"), "lay": ("laid", "laid"),
+    "lead": ("led", "led"), "leave": ("left", "left"), "feel": ("felt", "felt"), "keep": ("kept", "kept"),
+    "sleep": ("slept", "slept"), "sweep": ("swept", "swept"), "leap": ("leapt leaped", "leapt leaped"),
+    "creep": ("crept", "crept"), "bring": ("brought", "brought"), "buy": ("bought", "bought"),
+    "catch": ("caught", "caught"), "fight": ("fought", "fought"), "think": ("thought", "thought"),
+    "stand": ("stood", "stood"), "understand": ("understood", "understood"), "meet": ("met", "met"),
+    "send": ("sent", "sent"), "build": ("built", "built"), "hit": ("hit", "hit"), "cut": ("cut", "cut"),
+    "put": ("put", "put"), "set": ("set", "set"), "let": ("let", "let"), "shut": ("shut", "shut"),
+    "burst": ("burst", "burst"), "split": ("split", "split"), "thrust": ("thrust", "thrust"), "hurt": ("hurt", "hurt"),
+    "shoot": ("shot", "shot"), "light": ("lit lighted", "lit lighted"), "slide": ("slid", "slid"),
+    "hide": ("hid", "hidden"), "freeze": ("froze", "frozen"), "wake": ("woke", "woken"), "tear": ("tore", "torn"),
+    "wear": ("wore", "worn"), "swear": ("swore", "sworn"), "begin": ("began", "begun"), "sink": ("sank", "sunk"),
+    "spring": ("sprang", "sprung"), "spin": ("spun", "spun"), "sit": ("sat", "sat"), "eat": ("ate", "eaten"),
+    "forgive": ("forgave", "forgiven"), "shine": ("shone", "shone"), "overhear": ("overheard", "overheard"),
+    "withdraw": ("withdrew", "withdrawn"), "read": ("read", "read"), "hear": ("heard", "heard"),
+    "mean": ("meant", "meant"), "kneel": ("knelt", "knelt"), "bleed": ("bled", "bled"), "flee": ("fled", "fled"),
+    "forget": ("forgot", "forgotten"), "bind": ("bound", "bound"), "grind": ("ground", "ground"),
+    "bite": ("bit", "bitten"), "lie": ("lay lied", "lain lied"), "seize": ("seized", "seized"),
+    "weep": ("wept", "wept"), "shrink": ("shrank", "shrunk"), "spit": ("spat", "spat"),
+    "undo": ("undid", "undone"), "overtake": ("overtook", "overtaken"), "overcome": ("overcame", "overcome"),
+    "outrun": ("outran", "outrun"), "beat": ("beat", "beaten"), "know": ("knew", "known"),
 }
-_TITLES = {"dr", "doc", "captain", "capt", "lt", "sgt", "mr", "mrs", "ms", "professor", "agent", "commander"}
+_EXTRA_BASES = _ws("be have do overcome outrun know")
 
-# Hedges excuse a later match in the same segment: the character only intends or wonders.
-_HEDGE = re.compile(
-    r"\b(?:try|tries|trying|tried|attempt\w*|want\w*|wish\w*|hope\w*|hoping|"
-    r"aim(?:s|ed|ing)? (?:to|for)|aiming|plan(?:s|ning)? to|intend\w*|means? to|"
-    r"would|could|might|may|can|cannot|can't|should|maybe|perhaps|possibly|probably|"
-    r"if|whether|in case|unless|think|thinks|guess|wonder\w*|asks?|see if|why|"
-    r"says?|said|let me|ready to|about to|in order to|like to|expect\w*|until I|to see)\b",
-    re.IGNORECASE,
-)
 
-_WORD_BEFORE_TO = re.compile(r"\bto\s+$", re.IGNORECASE)
-_MODAL_BEFORE = re.compile(r"\b(?:might|may|could|would|should|can|must|to)\s+(?:\w+\s+)?$", re.IGNORECASE)
+def _inflect(base: str) -> dict[str, str]:
+    """form -> tag (base, s, past, pp, ing) for one regular or irregular verb."""
+    forms = {base: "base"}
+    if base.endswith(("s", "sh", "ch", "x", "z", "o")):
+        forms[base + "es"] = "s"
+    elif base.endswith("y") and base[-2:-1] not in "aeiou":
+        forms[base[:-1] + "ies"] = "s"
+    else:
+        forms[base + "s"] = "s"
+    if base.endswith("ie"):
+        ed, ing = base + "d", base[:-2] + "ying"
+    elif base.endswith("e"):
+        ed, ing = base + "d", (base + "ing" if base.endswith(("ee", "ye", "oe")) else base[:-1] + "ing")
+    elif base.endswith("y") and base[-2:-1] not in "aeiou":
+        ed, ing = base[:-1] + "ied", base + "ing"
+    else:
+        ed, ing = base + "ed", base + "ing"
+    forms.setdefault(ing, "ing")
+    if (len(base) >= 3 and base[-1] in "bdgklmnprtvz" and base[-2] in "aeiou" and base[-3] not in "aeiou"
+            and not base.endswith(("en", "er", "on", "al", "el", "it", "et", "ol"))) or base in ("patrol", "level"):
+        forms.setdefault(base + base[-1] + "ing", "ing")
+        double_ed = base + base[-1] + "ed"
+    else:
+        double_ed = None
+    if base in _IRREGULAR:
+        past, pp = _IRREGULAR[base]
+        for f in past.split():
+            forms.setdefault(f, "past")
+        for f in pp.split():
+            forms[f] = "past" if forms.get(f) == "past" else forms.get(f, "pp")
+    else:
+        forms.setdefault(ed, "past")
+        if double_ed:
+            forms.setdefault(double_ed, "past")
+    return forms
 
-_O = r"(?:him|her|them|it|the \w+)"
-_EXCLUDED_HIT = r"(?!\s+the\s+(?:thrusters|deck|brakes|button|switch|gas|lights|afterburners|ground|dirt|floor|throttle|road)\b)"
 
-# (pattern, reason, subject rule): "any" = whoever the subject; "other" = only when the
-# subject is not the acting character (an event or reaction the DM must narrate).
-_OUTCOME: list[tuple[str, str, str]] = [
-    (r"\bsuccessfully\b|\beffortlessly\b|\beasily\b|\bperfectly\b|\bflawlessly\b|\bsafely\b|\bto safety\b",
-     "asserts the action succeeded", "any"),
-    (r"\bmanag(?:es|ed|e) to\b|\b(?:was|were|am|is) able to\b|\bsucceed(?:s|ed)?\b(?: in)?",
-     "asserts the action succeeded", "any"),
-    (r"\bwithout a scratch\b|\bundetected\b|\bunseen\b|\bunnoticed\b|\bwith \w+ seconds? to spare\b|"
-     r"\bin (?:seconds|an instant)\b|\bdirect hit\b|\bbullseye\b|\bclean off\b|\bpull(?:s|ed)? off\b",
-     "describes the result of the action", "any"),
-    (r"\bkill(?:s|ed)?\b|\bdefeat(?:s|ed)?\b|\bdestroy(?:s|ed)?\b|\bknock(?:s|ed)? (?:\w+ ){0,2}(?:out|flat|down|unconscious|cold)\b|"
-     r"\bblows? (?:him|her|them|it) (?:away|apart|up)\b|\bblew\b|\bslices?\b|\bsliced\b|\bsends? (?:him|her|them|it) flying\b",
-     "states the target is hurt or beaten", "any"),
-    (rf"\bhits?\b{_EXCLUDED_HIT}|\bstrikes?\b(?! up)|\bstruck\b|\blands? the (?:blow|punch|shot|hit|kick)\b|\bconnects\b",
-     "states the attack lands", "any"),
-    (r"\bdecrypts?\b|\bdecrypted\b|\bcrack(?:s|ed)? (?:the|their|its)\b|\bfinds? (?:the|a|an|their|his|her)\b|\bfound\b|"
-     r"\bconvinces?\b|\bpersuades?\b|\brepair(?:s|ed)? the\b|\bfix(?:es|ed)? the\b|\bdisarms? the\b|\bbypass(?:es|ed)?\b|"
-     r"\boutmaneuver(?:s|ed)?\b|\bwrestles? (?:\w+ ){1,3}(?:from|out of|away)\b|\bdodges? every\b|"
-     r"\bbreaks? (?:\w+ ){0,3}down\b|\bbreaks? through\b|\bpins? (?:him|her|it|them)\b|\blose them\b|\blost them\b|"
-     r"\bescape[sd]\b|\bwins?\b|\bwon\b(?!')|\bsaves? (?:the|him|her|them)\b|\brescues?\b|"
-     r"\b(?:our|my|her|his|their) way (?:past|through|into|out|in|aboard)\b|\bmake it (?:to|out|through|past|in time)\b|"
-     r"\bmade it\b|\bjust in time\b|\bsends? (?:\w+ ){1,3}(?:flying|crashing|sprawling|reeling|tumbling)\b",
-     "states the task is accomplished", "any"),
-    (r"\bplunging\b|\bcutting off\b|\btakes? over\b|\bconfirms\b|\bis (?:gone|over|dead|destroyed|unconscious|open)\b|"
-     r"\bare (?:gone|over|dead|destroyed|asleep)\b|\bwe(?:'re| are) in\b(?=\s*[.!,;]|\s*$)",
-     "states the result of the action", "any"),
-    (r"\bfalls?\b(?! back)(?! for)|\bfell\b|\bfall (?:out|to|down|over|unconscious)\b|\bdrops?\b(?! to (?:one|a|his|her|their) knees?)|"
-     r"\bdies\b|\bdied\b|\bexplodes?\b|\bexploded\b|\bcollapses?\b|\bcollapsed\b|\bcrumbles?\b|\bcrumpl(?:es|ed|e)\b|"
-     r"\bgo(?:es)? down\b|\bwent down\b|\bstops\b|\bstopped\b|\bslam(?:s|med)? shut\b|\bopens\b|\bopened\b|"
-     r"\b(?:slides|swings|clicks|pops|bursts) open\b|\bsnaps back\b|\bspirals?\b|\bfails?\b|\bfailed\b|\bworks\b|\bworked\b|"
-     r"\bwakes? up\b|\bwoke up\b|\bshakes\b|\bshatters?\b|\bgives way\b|\bgoes dark\b|\bblows up\b",
-     "narrates an outcome only the DM and the dice decide", "other"),
+def _build_forms() -> dict[str, tuple[str, str]]:
+    """form -> (base, tag). "saw" and "fell" are read as the past of see and fall."""
+    table: dict[str, tuple[str, str]] = {}
+    for base in sorted(_VERB_BASES | _EXTRA_BASES):
+        for form, tag in _inflect(base).items():
+            if form not in table or tag == "base":
+                table[form] = (base, tag)
+    for form in ("am", "is", "are"):
+        table[form] = ("be", "s" if form == "is" else "base")
+    table["was"], table["were"] = ("be", "past"), ("be", "past")
+    table["has"] = ("have", "s")
+    return table
+
+
+
+
+
+_SELF_PRON = _ws("i we")
+_OTHER_PRON = _ws("he she they you everyone everybody nobody someone somebody whoever anyone anybody none")
+_MAYBE_PRON = _ws("it this that something nothing everything all both each")
+_DETS = _ws("the a an this these those my our your his her their its every each both all no some any another "
+            "one two three four five several many few whole")
+_PLURAL_DETS = _ws("these those both all two three four five several many few")
+_POSS_PRON = _ws("my our your his her their its")
+_PREPS = _ws("of from in on at with behind near around above below under inside beside across over by into onto "
+             "through toward towards against along past after before within without during despite like off up "
+             "down out for to instead")
+_NP_PREPS = _ws("of from in on at with behind near around above below under inside beside across over along "
+                "aboard outside")
+_AUX_MODAL = _ws("can could may might must should would shall")
+_BE = _ws("am is are was were be been being")
+_HAVE = _ws("has have had")
+_DO = _ws("do does did")
+_ADV_SKIP = _ws("not never just already still also even all both finally suddenly immediately instantly now then "
+                "quickly slowly quietly carefully almost nearly again obediently meekly gently really simply only "
+                "merely soon once first")
+_NOT_ADVERB_LY = _ws("only fly ally belly family holy rely reply apply supply jelly bully rally early ugly lonely "
+                     "friendly deadly likely lovely silly curly wily")
+_ABBREV = _ws("dr mr mrs ms lt st sgt capt sr jr prof gen col maj cpt cmdr")
+_TITLES = _ws("dr doc captain capt lt sgt mr mrs ms professor agent commander unit sr cmdr")
+_BODY = _ws("hand hands finger fingers fist fists arm arms foot feet leg legs eye eyes voice mind heart face head "
+            "body breath shoulder shoulders fingertips knee knees palm palms gaze lips jaw brow teeth back chest "
+            "grip thumb thumbs boot boots gut guts instinct instincts")
+_EXPRESSION = _ws("eyes face gaze voice expression cheeks jaw lips brow mouth features")
+_PERSONS = _ws("guard captain ambassador smuggler merchant trader pirate mercenary hunter man woman men women child "
+               "children kid clerk bartender officer sentry sentries warlord admiral commander crew crowd colonist "
+               "miner patient prisoner hostage soldier technician mechanic engineer envoy queen king inspector "
+               "dockmaster stationmaster boss thug assassin sniper hijacker recruit gunner buyer customer scientist "
+               "delegation council elder elders matriarch alien beast creature people everyone ensign doctor medic "
+               "stranger survivor leader team group player master gm villager bandit boarder agent cop police "
+               "mutineer warden pilot driver operator host owner enemy enemies foe guards")
+_PLURAL_NOUNS = _ws("people men women children police crew crowd")
+
+# Verb classes (base forms).
+_INTENT_V = _ws("try attempt want hope wish aim plan intend mean prepare decide need pretend plot offer threaten seek "
+              "strive start begin wait ready expect choose")
+_COMPLEMENT = _ws("urge command instruct implore beg plead say tell claim explain insist promise swear warn bluff lie suggest announce ask answer reply shout "
+                  "yell whisper mutter order report call note argue boast think believe guess bet imagine suppose "
+                  "assume wonder hope wish expect doubt fear worry pretend check make ensure decide plan hint "
+                  "signal inform remind assure reassure pray reckon judge estimate calculate predict compute bark "
+                  "mention murmur tease joke chant recite radio remark want figure")
+_HEDGE_NOUNS = _ws("hope hopes chance case event expectation belief idea assumption possibility hunch theory "
+                   "guess suspicion")
+_REQUEST = _ws("ask tell order beg urge signal warn command instruct remind plead implore call radio")
+_HOPE_LIKE = _ws("hope think believe bet guess suppose assume wonder pray expect fear worry trust figure reckon "
+                 "pretend imagine doubt wish")
+_PERCEPT = _ws("see spot notice hear overhear sense detect recognise recognize realise realize discover find "
+               "uncover identify glimpse learn deduce locate pinpoint trace reveal diagnose confirm determine verify "
+               "establish")
+_ACHIEVE = _ws("kill defeat destroy overpower overwhelm subdue neutralize neutralise incapacitate capture rescue save "
+               "free escape convince persuade win decrypt decipher decode bypass disarm repair fix mend cure heal "
+               "revive stabilize stabilise cuff handcuff restrain pin overcome beat lose crack hit strike land "
+               "succeed recover")
+_OUT_VERB = re.compile(r"^out-?(?:run|ran|pac|maneuv|manoeuv|fl[yi]|flew|draw|drew|wit|smart|last|gun|climb|"
+                       r"shoot|shot|fight|fought|bid|think|thought|star|rac|play|distanc|flank|swim|swam|sprint)")
+_CONTEST = _ws("hack crack pick wrestle tackle grapple fight attack search dig scan sweep comb rummage break kick "
+               "force pry bluff charm shoot blast overpower slice cut punch hit strike jam override sneak bash smash")
+_EXPLOIT = _ws("download copy steal snatch pocket retrieve extract cuff handcuff pin tie bind storm free rescue "
+               "grab take recover salvage obtain acquire secure")
+_ENTER = _ws("slip step walk stride storm rush duck head get climb crawl squeeze march burst")
+_ENTER_PARTICLES = _ws("inside in into through aboard")
+_AS_EVENT = _ws("fall drop die explode collapse crumble crumple slump shatter break burst crash sink snap topple "
+                "tumble ignite detonate faint surrender flee yield vanish disappear splinter buckle fail succeed "
+                "stall fizzle melt connect land hit cave")
+_PART_RESULT = _ws("reveal expose plunge seal knock drop send stabilize stabilise kill destroy disable leave shatter "
+                   "break topple silence free save force blow tear rip sever collapse trap pin stun blind "
+                   "cripple fry stop end win scatter render crush bury flatten short smash wreck ignite "
+                   "demolish disarm neutralize neutralise incapacitate floor shut")
+_EVENT_RESULT = _ws("fall drop die explode collapse crumble crumple slump shatter break burst open close shut seal "
+                    "stop fail work succeed crash sink give snap spiral topple tumble burn ignite detonate blow "
+                    "stabilize stabilise hold faint pass surrender flee yield power click pop hiss swing slide "
+                    "vanish disappear escape go crack split splinter buckle lurch spring light fade stall fizzle "
+                    "sputter melt land connect hit strike die freeze wake")
+_REACTION = _ws("agree admit confess accept nod smile laugh forgive relent surrender obey comply apologise apologize "
+                "thank cry sob weep beg flee panic hesitate blush gasp flinch believe trust refuse back invite "
+                "salute bow cheer scream shriek cower tremble pale blanch grin wince frown scowl sigh shrug "
+                "stammer give hand let release grant answer reply tell say ask whisper announce growl sneer "
+                "hug embrace kiss relax calm stare look turn lower drop follow join swoon recoil")
+_MENTAL = _ws("want need like know think wish hope mean seem appear love hate prefer remember taste smell sound "
+              "feel resemble belong matter")
+_WAIT = _ws("wait hold stay hide linger remain crouch keep watch hover")
+_EMOTION = _ws("terrified impressed intimidated charmed relieved convinced smitten furious distracted afraid scared "
+               "stunned amazed delighted fooled rattled moved soothed frightened grateful angry worried shocked "
+               "surprised pleased happy thrilled overjoyed ashamed embarrassed flustered awed awestruck disarmed "
+               "persuaded satisfied reassured enraged horrified bewildered speechless mollified placated won "
+               "terrorized panicked nervous uneasy sad tearful")
+_EVENTIVE_PP = _ws("knocked destroyed killed disarmed defeated captured stunned shot hit struck thrown blown crushed "
+                   "smashed shattered freed rescued saved slain wounded injured hurt dropped felled neutralized "
+                   "neutralised subdued overpowered fooled convinced persuaded tricked beaten taken pulled pushed "
+                   "dragged flung hurled sent caught buried torn ripped sliced stabbed impaled blinded crippled "
+                   "vaporized incinerated obliterated ejected expelled repelled routed swept fixed repaired cured "
+                   "healed revived stabilized stabilised decrypted cracked hacked unlocked opened breached bypassed "
+                   "defused disabled overloaded discovered found spotted noticed detected exposed revealed charmed "
+                   "distracted impressed intimidated terrified stopped ended won lost")
+_ATTRIB_REACTION = _ws("distracted fooled charmed intimidated convinced impressed terrified")
+_RESULT_ADJ = _ws("dead destroyed gone over unconscious open ours clear free safe successful unsuccessful broken "
+                  "done finished disabled defeated asleep stable stabilized stabilised secure secured sealed shut "
+                  "fixed repaired unharmed dazed beaten captured trapped stuck down out dying empty unlocked "
+                  "knocked lost working wrecked ruined alive unhurt intact")
+_SELF_RESULT_ADJ = _ws("safe free clear unharmed unscathed unhurt victorious successful through aboard")
+_SELF_WILL_BE = _ws("hurt harmed caught killed seen spotted noticed gone safe fine free okay victorious long")
+_STATIVE_PP = _ws("filled covered made locked loaded armed dressed clad equipped located called named known built "
+                  "designed surrounded polished focused determined tasked assigned supposed used based set scheduled "
+                  "bound chosen meant required needed allowed related connected attached mounted fitted lined painted "
+                  "marked labelled labeled stacked piled parked docked jammed tired trained told interested "
+                  "concerned prepared worried")
+_WAY_VERBS = _ws("bluff charm talk fight sneak shoot hack force push shove elbow sweet-talk smooth-talk blast bribe "
+                 "con trick argue lie muscle claw bargain")
+_FORCE_VERBS = _ws("kick blast force pry smash break shoulder bash wrench rip tear shoot cut slice knock take bring "
+                   "wrestle tackle slam throw drag pin pull yank twist snatch bargain haggle talk beat push shove "
+                   "blow punch hit strike")
+_FORCE_OPEN = _ws("kick blast force pry smash break shoulder bash wrench rip tear shoot cut slice crowbar")
+_RESULT_PARTICLES = {
+    "off": _ws("blast shoot knock kick rip tear cut slice blow smash"),
+    "open": _FORCE_OPEN,
+    "down": _ws("knock take shoot break cut gun mow bring beat wrestle tackle talk bargain haggle"),
+    "out": _ws("knock take"),
+    "flat": _ws("knock lay"),
+    "apart": _ws("blow tear rip break blast shoot"),
+    "loose": _ws("pull wrench pry cut break shake"),
+    "free": _ws("pull wrench pry cut break"),
+    "away": _ws("wrestle wrench blow"),
+}
+_SPREAD = _ws("flying sprawling crashing reeling tumbling spinning")
+_GROUND = _ws("ground floor deck dirt wall mat")
+_CONTROLS = _ws("thrusters deck brakes button switch gas lights afterburners ground dirt floor throttle road "
+                "console panel pedal key keys accelerator booster boosters controls trigger engine engines comms "
+                "books jackpot")
+
+# Clause-level connectives.
+_BACKGROUND = _ws("while when whenever because since once though although whereas until till before after as "
+                  "moment instant time now")
+_HEDGE_INTRO = _ws("if unless whether so-that so lest in-case as-if as-though even-if")
+_RELATIVE = _ws("which who whom where whereupon")
+_CLOSE_WORDS = _ws("just right moments seconds second instant heartbeat heartbeats breath moment split")
+_HEDGE_WORDS = _ws("try tries trying tried attempt attempts attempting attempted want wants wanting wanted hope "
+                   "hopes hoping hoped aim aims aiming aimed plan plans planning intend intends intending mean means "
+                   "would could might may can should must maybe perhaps possibly probably hopefully wish wishes "
+                   "wishing ready if whether unless pretend pretends pretending determined")
+_FUTURE_LEAD = _ws("soon tomorrow later")
+_LEAD_SKIP = _ws("just then now suddenly finally immediately instantly meanwhile slowly quickly together again "
+                 "also still even soon tomorrow later eventually yet so thanks")
+
+# Certainty markers: phrase -> kind. "*" matches one word.
+_MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
+    (tuple(p.split()), kind, reason) for p, kind, reason in [
+        ("successfully", "outcome", "asserts the action succeeded"),
+        ("effortlessly", "outcome", "asserts the action succeeded"),
+        ("easily", "outcome", "asserts the action succeeded"),
+        ("flawlessly", "outcome", "asserts the action succeeded"),
+        ("perfectly", "outcome", "asserts the action succeeded"),
+        ("safely", "outcome", "asserts the action succeeded"),
+        ("to safety", "outcome", "asserts the action succeeded"),
+        ("undetected", "outcome", "asserts the action succeeded"),
+        ("unseen", "outcome", "asserts the action succeeded"),
+        ("unnoticed", "outcome", "asserts the action succeeded"),
+        ("untouched", "outcome", "asserts the action succeeded"),
+        ("unharmed", "outcome", "asserts the action succeeded"),
+        ("unscathed", "outcome", "asserts the action succeeded"),
+        ("without a scratch", "outcome", "asserts the action succeeded"),
+        ("without a hitch", "outcome", "asserts the action succeeded"),
+        ("with ease", "outcome", "asserts the action succeeded"),
+        ("in seconds", "outcome", "asserts the action succeeded"),
+        ("in an instant", "outcome", "asserts the action succeeded"),
+        ("in record time", "outcome", "asserts the action succeeded"),
+        ("on the first try", "outcome", "asserts the action succeeded"),
+        ("on my first try", "outcome", "asserts the action succeeded"),
+        ("direct hit", "outcome", "describes the result of the action"),
+        ("bullseye", "outcome", "describes the result of the action"),
+        ("just in time", "outcome", "asserts the action succeeded in time"),
+        ("in the nick of time", "outcome", "asserts the action succeeded in time"),
+        ("seconds to spare", "outcome", "asserts the action succeeded in time"),
+        ("second to spare", "outcome", "asserts the action succeeded in time"),
+        ("to spare", "outcome", "asserts the action succeeded in time"),
+        ("manage to", "outcome", "asserts the action succeeded"),
+        ("manages to", "outcome", "asserts the action succeeded"),
+        ("managed to", "outcome", "asserts the action succeeded"),
+        ("was able to", "outcome", "asserts the action succeeded"),
+        ("were able to", "outcome", "asserts the action succeeded"),
+        ("am able to", "outcome", "asserts the action succeeded"),
+        ("is able to", "outcome", "asserts the action succeeded"),
+        ("succeed in", "outcome", "asserts the action succeeded"),
+        ("succeeds in", "outcome", "asserts the action succeeded"),
+        ("succeeded in", "outcome", "asserts the action succeeded"),
+        ("succeeds", "outcome", "asserts the action succeeded"),
+        ("succeeded", "outcome", "asserts the action succeeded"),
+        ("pull off", "outcome", "asserts the action succeeded"),
+        ("pulls off", "outcome", "asserts the action succeeded"),
+        ("pulled off", "outcome", "asserts the action succeeded"),
+        ("make it to", "outcome", "asserts the task is accomplished"),
+        ("make it out", "outcome", "asserts the task is accomplished"),
+        ("make it through", "outcome", "asserts the task is accomplished"),
+        ("make it past", "outcome", "asserts the task is accomplished"),
+        ("make it in time", "outcome", "asserts the task is accomplished"),
+        ("made it", "outcome", "asserts the task is accomplished"),
+        ("clean off", "outcome", "describes the result of the action"),
+        ("clean through", "outcome", "describes the result of the action"),
+        ("out of danger", "outcome", "describes the result of the action"),
+        ("long gone", "future", "predicts the future"),
+        ("surely", "future", "predicts the future"),
+        ("definitely", "future", "predicts the future"),
+        ("certainly", "future", "predicts the future"),
+        ("for sure", "future", "predicts the future"),
+        ("never see it coming", "future", "predicts the future"),
+        ("can not fail", "future", "predicts the future"),
+        ("within the hour", "future", "predicts the future"),
+        ("within a minute", "future", "predicts the future"),
+        ("within the minute", "future", "predicts the future"),
+        ("by morning", "future", "predicts the future"),
+    ]
 ]
+_MARKER_FIRST: dict[str, list[tuple[tuple[str, ...], Kind, str]]] = {}
+for _m in sorted(_MARKERS, key=lambda m: -len(m[0])):
+    _MARKER_FIRST.setdefault(_m[0][0], []).append(_m)
+_KNOW = _ws("memorize memorise learn decipher decode crack disable bypass hack breach")
+_FOUND_PHRASAL = {"figure": "out", "work": "out", "make": "out", "piece": "together", "suss": "out",
+                  "catch": "sight", "sniff": "out", "dig": "up", "track": "down", "hunt": "down", "ferret": "out"}
+_STILL_ADJ = _ws("still calm quiet straight level steady balanced normal fine silent clear safe visible")
+_GENERIC_LABELS = _ws("situation scene setting action actions context note notes response answer output reply "
+                      "description narration result outcome summary sentences character turn prompt")
 
-_REACTION: list[tuple[str, str, str]] = [
-    (r"\bsalutes?\b|\bnods?\b|\bagrees?\b|\blaughs?\b|\bscreams?\b|\bruns? away\b|\bflees\b|\bfled\b|\baccepts?\b|"
-     r"\bsmiles?\b|\bsmiled\b|\bbacks? down\b|\bcheers?\b|\bcheered\b|\bpanic(?:s|ked)?\b|\bbelieves?\b|\bbelieved\b|"
-     r"\bbuys? it\b|\bhesitates?\b|\bbows?\b|\blets? (?:us|me|them) \w+|\bblush(?:es)?\b|\bthank(?:s|ed)? (?:us|me)\b|"
-     r"\bwaves? (?:us|me|them) through\b|\bsurrenders?\b|\bsurrendered\b|\bstares?\b|\bstops? crying\b|\bhugs?\b|"
-     r"\btells? (?:me|us)\b|\bsuspects?\b|\btakes? the bait\b|\btake the bait\b|\bflinch(?:es)?\b|\bapologi[sz]es?\b|"
-     r"\bunlocks?\b|\bgives? (?:me|us)\b|\boffers? (?:me|us)\b|\bfalls? silent\b|\bforgives?\b|\brelents?\b|"
-     r"\blowers? (?:their|his|her)\b|\bdrops? (?:their|his|her)\b|\bshakes? (?:it|my hand)\b|\bgasps?\b|\bobeys?\b|"
-     r"\bcompl(?:ies|y)\b|\btrusts? (?:me|us)\b|\bgrins? back\b",
-     "narrates another character's reaction, which is the DM's to decide", "other"),
-    (r"\bterrified\b|\bimpressed\b|\bintimidated\b|\bcharmed\b|\brelieved\b|\bconvinced\b|\bsmitten\b|\bfurious\b|"
-     r"\bdistracted\b|\bafraid\b|\bscared\b|\bstunned\b|\bin awe\b|\bgrateful\b|\bamazed\b|\bdelighted\b|\bfooled\b",
-     "states how another character feels, which is the DM's to decide", "other"),
-]
 
-_FUTURE_MARKERS: list[tuple[str, str, str]] = [
-    (r"(?:\band then|\bsoon|\bafter that|\bby the time)\b(?= (?!I\b)(?:the|a|an|he|she|it|they|we|everyone|nobody|[A-Z]\w*)\b)",
-     "narrates what happens next", "any"),
-    (r"\bsurely\b|\bdefinitely\b|\bfor sure\b|\bcertainly\b|\bnever see it coming\b|\blong gone\b|\bcan't fail\b|"
-     r"\bwithin (?:a|an|the) (?:minute|hour|day)\b|\btomorrow\b|\blater\b|\bin \w+ (?:seconds|minutes)\b",
-     "predicts the future", "any"),
-]
+_VERB_BASES = _VERB_BASES | _PERCEPT | _ACHIEVE | _CONTEST | _EXPLOIT | _PART_RESULT | _EVENT_RESULT \
+    | _REACTION | _INTENT_V | _COMPLEMENT | _WAY_VERBS | _FORCE_VERBS | _ENTER | _AS_EVENT | _ws("cave")
+_FORMS = _build_forms()
+# Past forms that are also participles (regular -ed and irregulars listed as both).
+_PP_OK = ({f for f, (b, t) in _FORMS.items() if t in ("past", "pp") and f.endswith("ed")}
+          | {p for ps in _IRREGULAR.values() for p in ps[1].split()})
 
-_WILL = re.compile(
-    r"\b([\w']+?)(?:'ll| will| won't| is going to| are going to|'s going to|'re going to| shall)\b(\s+(?:\w+\s+)?be\b)?",
-    re.IGNORECASE,
-)
+
+# --------------------------------------------------------------------------- tokens
+
+class _Tok:
+    __slots__ = ("w", "s", "e", "cap", "poss")
+
+    def __init__(self, w: str, s: int, e: int, cap: bool, poss: bool = False):
+        self.w, self.s, self.e, self.cap, self.poss = w, s, e, cap, poss
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"{self.w}{'*' if self.poss else ''}"
+
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9'\-]*[A-Za-z0-9])?|[.!?]+|[,;:()*\[\]\u2014\u2013]|(?<=\s)--?(?=\s)")
+_NT = {"don't": "do", "doesn't": "does", "didn't": "did", "isn't": "is", "aren't": "are", "wasn't": "was",
+       "weren't": "were", "couldn't": "could", "wouldn't": "would", "shouldn't": "should", "hasn't": "has",
+       "haven't": "have", "hadn't": "had", "won't": "will", "can't": "can", "mustn't": "must", "ain't": "is",
+       "cannot": "can", "needn't": "need", "mightn't": "might"}
+_S_IS = _ws("it he she that there here what who where this everyone everything nothing someone somebody nobody "
+            "let")
+
+
+def _tokens(masked: str) -> list[_Tok]:
+    out: list[_Tok] = []
+    for m in _TOKEN_RE.finditer(masked):
+        raw = m.group(0)
+        s, e = m.start(), m.end()
+        low = raw.lower()
+        cap = raw[0].isupper()
+        if "'" not in low and low != "cannot":
+            out.append(_Tok(low, s, e, cap))
+            continue
+        if low in _NT:
+            out.append(_Tok(_NT[low], s, e, cap))
+            out.append(_Tok("not", s, e, False))
+            continue
+        if low == "i'm":
+            out.extend((_Tok("i", s, e, True), _Tok("am", s, e, False)))
+            continue
+        head, _, tail = low.partition("'")
+        if tail in ("ll", "re", "ve", "d"):
+            out.append(_Tok(head, s, e, cap))
+            out.append(_Tok({"ll": "will", "re": "are", "ve": "have", "d": "would"}[tail], s, e, False))
+        elif tail == "s" and head == "let":
+            out.extend((_Tok("let", s, e, cap), _Tok("us", s, e, False)))
+        elif tail == "s" and head in _S_IS:
+            out.extend((_Tok(head, s, e, cap), _Tok("is", s, e, False)))
+        elif tail == "s" or tail == "":
+            out.append(_Tok(head, s, e, cap, poss=True))
+        else:
+            out.append(_Tok(low, s, e, cap))
+    return out
+
+
+def _split_sentences(toks: list[_Tok]) -> list[tuple[list[_Tok], str]]:
+    """Sentences (tokens, end mark); stage directions in * * or ( ) are sentences of their own."""
+    out, cur = [], []
+    for i, t in enumerate(toks):
+        w = t.w
+        if w[0] in ".!?":
+            if w == "." and cur and cur[-1].w in _ABBREV:
+                continue
+            if cur:
+                out.append((cur, "?" if "?" in w else w[0]))
+            cur = []
+        elif w in ("*", "(", ")", "[", "]"):
+            if cur:
+                out.append((cur, ""))
+            cur = []
+        else:
+            cur.append(t)
+    if cur:
+        out.append((cur, ""))
+    return out
+
+
+# --------------------------------------------------------------------------- clauses
+
+class _Clause:
+    __slots__ = ("toks", "intro", "punct", "close_at", "next_intro")
+
+    def __init__(self, toks, intro, punct, close_at=None):
+        self.toks, self.intro, self.punct, self.close_at = toks, intro, punct, close_at
+        self.next_intro: str | None = None  # the connective of the following clause ("notice | that ...")
+
+
+_PUNCT = _ws(", ; : \u2014 \u2013 - --")
+_SPLIT = _ws("and but or yet nor then so as while when whenever because since once until till before after if "
+             "unless whether though although which who whom where whereupon that whereas lest")
+
+
+def _clauses(toks: list[_Tok]) -> list[_Clause]:
+    out: list[_Clause] = []
+    cur: list[_Tok] = []
+    intro: str | None = None
+    punct: str | None = None
+    close_at = None
+    n = len(toks)
+    i = 0
+
+    def flush(new_intro, new_punct, new_close=None):
+        nonlocal cur, intro, punct, close_at
+        if cur or intro or punct:
+            out.append(_Clause(cur, intro, punct, close_at))
+        cur, intro, punct, close_at = [], new_intro, new_punct, new_close
+
+    while i < n:
+        t = toks[i]
+        w = t.w
+        nxt = toks[i + 1].w if i + 1 < n else ""
+        if w in _PUNCT:
+            if (w == "," and len(cur) >= 2 and cur[-2].w in ("a", "an") and nxt and nxt not in _SPLIT
+                    and nxt not in _DETS and nxt not in _SELF_PRON and nxt not in _OTHER_PRON
+                    and _FORMS.get(nxt, ("", ""))[1] not in ("base", "s", "ing")):
+                i += 1  # "a small, isolated planet": a comma between adjectives
+                continue
+            flush(None, w)
+            i += 1
+            continue
+        if w in _SPLIT and not t.poss:
+            if w in ("and", "but", "or", "yet", "nor") and not cur and intro is None:
+                intro = w  # ", and"
+                i += 1
+                continue
+            if w == "then" and not cur and intro in (None, "and"):
+                intro = "then"
+                i += 1
+                continue
+            if w == "so":
+                if nxt == "that":
+                    flush("so-that", None)
+                    i += 2
+                    continue
+                # "so hard that ...": a result clause, not a purpose.
+                if any(toks[k].w == "that" for k in range(i + 2, min(n, i + 4))) and nxt not in _DETS:
+                    cur.append(t)
+                    i += 1
+                    continue
+                if nxt in ("as",):
+                    cur.append(t)
+                    i += 1
+                    continue
+                flush("so-therefore" if (not cur and (punct or intro)) else "so", None)
+                i += 1
+                continue
+            if w == "as":
+                if nxt in ("if", "though"):
+                    flush("as-if", None)
+                    i += 2
+                    continue
+                if nxt in ("well", "much", "many", "long", "far", "a", "an") or (cur and cur[-1].w in ("such", "same")):
+                    cur.append(t)
+                    i += 1
+                    continue
+                if cur and cur[-1].w in ("just", "right", "even"):
+                    close = cur.pop()
+                    flush("just-as", None, close)
+                    i += 1
+                    continue
+            if w in ("before", "after") and cur:
+                k = len(cur)
+                while k > 0 and cur[k - 1].w in _CLOSE_WORDS | {"a", "an", "few"}:
+                    k -= 1
+                if k < len(cur) and any(c.w in _CLOSE_WORDS for c in cur[k:]):
+                    close = cur[k]
+                    cur = cur[:k]
+                    flush("just-" + w, None, close)
+                    i += 1
+                    continue
+            if w == "that" and cur and i >= 2 and toks[i - 2].w == "so":
+                flush("result", None)
+                i += 1
+                continue
+            if w == "that" and (nxt in _PREPS or nxt in _PUNCT or nxt == ""):
+                cur.append(t)
+                i += 1
+                continue
+            if w == "once" and (nxt in _PUNCT or nxt in ("more", "again", "")):
+                cur.append(t)
+                i += 1
+                continue
+            if w in ("before", "after", "until", "till") and nxt in ("anyone", "anybody", "the", "a", "it", "they", "he",
+                                                                    "she", "i", "we", "you", "its", "his", "her",
+                                                                    "their", "my", "our", "both", "every"):
+                flush(w, None)
+                i += 1
+                continue
+            if w in ("before", "after", "until", "till"):
+                cur.append(t)  # "before a jump": a preposition
+                i += 1
+                continue
+            if w == "only" and nxt == "to":
+                flush("only-to", None)
+                i += 2
+                continue
+            flush(w, None)
+            i += 1
+            continue
+        if w == "only" and nxt == "to":
+            flush("only-to", None)
+            i += 2
+            continue
+        if w == "the" and nxt in ("moment", "instant") and i + 2 < n and toks[i + 2].w in _DETS | _SELF_PRON | _OTHER_PRON:
+            flush("moment", None)
+            i += 2
+            continue
+        if w == "by" and nxt == "the" and i + 2 < n and toks[i + 2].w == "time":
+            flush("time", None)
+            i += 3
+            continue
+        if w in ("in",) and nxt == "case":
+            flush("in-case", None)
+            i += 2
+            continue
+        if w == "even" and nxt in ("though", "if"):
+            flush("even-if" if nxt == "if" else "though", None)
+            i += 2
+            continue
+        if w == "now" and nxt == "that":
+            flush("now", None)
+            i += 2
+            continue
+        cur.append(t)
+        i += 1
+    flush(None, None)
+    out = [c for c in out if c.toks or c.intro]
+    for a, b in zip(out, out[1:]):
+        a.next_intro = b.intro if b.punct is None else None
+        # "find out who hired him", "ask which way": an embedded question, not a relative clause.
+        if b.intro in ("who", "which", "whom") and b.punct is None and a.toks and (
+                a.toks[-1].w in ("out", "about") or _FORMS.get(a.toks[-1].w, ("",))[0] in _COMPLEMENT | _PERCEPT):
+            b.intro = "wh"
+    return out
+
+
+# --------------------------------------------------------------------------- context
+
+class _Ctx:
+    __slots__ = ("actor", "gender", "first_person", "found", "text", "first_clause")
+
+    def __init__(self, text: str):
+        self.text = text
+        self.actor: set[str] = set()
+        self.gender: str | None = None
+        self.first_person = False
+        self.found: list[Violation] = []
+        self.first_clause = None
+
+    def add(self, kind: Kind, tok_s: int, tok_e: int, reason: str) -> None:
+        self.found.append({"kind": kind, "match": self.text[tok_s:tok_e], "start": tok_s, "end": tok_e,
+                           "reason": reason})
+
+
+def _is_name(t: _Tok) -> bool:
+    return t.cap and t.w not in _DETS and t.w not in _PREPS and t.w not in _SPLIT and t.w not in _FORMS \
+        and t.w not in _SELF_PRON and t.w not in _OTHER_PRON and t.w not in _MAYBE_PRON and t.w not in _LEAD_SKIP \
+        and t.w not in ("in", "over", "maybe", "here", "what", "why", "how", "where", "ah", "oh", "um", "well",
+                        "good", "nice", "great", "time", "forget", "precision", "steady", "curious", "hopefully", "please", "yes", "no", "okay", "ok", "sorry", "hey",
+                        "thanks", "with", "keeping", "having", "while", "perhaps", "let", "lets", "if")
+
+
+def _find_actor(sentences: list[tuple[list[_Tok], str]], ctx: _Ctx) -> None:
+    for toks, _ in sentences:
+        for t in toks:
+            if t.w in ("i", "we") and not t.poss:
+                ctx.first_person = True
+    for toks, _ in sentences[:2]:
+        # The first proper name that is not the object of a preposition, a verb or a determiner.
+        i = 0
+        while i < len(toks):
+            t = toks[i]
+            if (t.w in _SELF_PRON or t.w in ("he", "she", "they")) and not t.poss:
+                i = len(toks)
+                break
+            prev = toks[i - 1] if i else None
+            if (_is_name(t) or (t.cap and t.w in _TITLES)) and (
+                    prev is None or prev.w in _PUNCT or (prev.w in _SPLIT and prev.w != "that")):
+                break
+            i += 1
+        names = []
+        while i < len(toks) and (_is_name(toks[i]) or (names and toks[i].cap and toks[i].w not in _DETS)
+                                 or toks[i].w in _TITLES and toks[i].cap):
+            names.append(toks[i])
+            if toks[i].poss:
+                break
+            i += 1
+        names = [n for n in names if n.w not in _TITLES]
+        if names:
+            ctx.actor = {n.w for n in names}
+            break
+        if toks and toks[0].w in _SELF_PRON:
+            break
+    if not ctx.actor:
+        return
+    for toks, _ in sentences:
+        seen_actor = False
+        for t in toks:
+            if t.w in ctx.actor:
+                seen_actor = True
+                continue
+            if not seen_actor:
+                continue
+            if t.w in _PERSONS or (t.w.endswith("s") and t.w[:-1] in _PERSONS) or (_is_name(t) and t.w not in ctx.actor):
+                break
+            g = {"his": "he", "him": "he", "himself": "he", "her": "she", "herself": "she", "its": "it",
+                 "itself": "it", "their": "they", "themself": "they", "themselves": "they"}.get(t.w)
+            if g:
+                ctx.gender = g
+                return
+
+
+def _pron_is_self(w: str, ctx: _Ctx, verb_base: str | None = None) -> bool:
+    """Whether a third-person pronoun (subject or possessive) refers to the acting character."""
+    if w in ("i", "we", "me", "us", "my", "our", "myself", "ourselves"):
+        return True
+    if not ctx.actor:
+        return False
+    g = {"he": "he", "his": "he", "him": "he", "she": "she", "her": "she", "it": "it", "its": "it",
+         "they": "they", "their": "they", "them": "they"}.get(w)
+    if g is None:
+        return False
+    if ctx.gender is not None and g != ctx.gender:
+        return False
+    if ctx.gender is None and g == "they":
+        return False
+    if ctx.gender is None and g == "it" and not any(ch.isdigit() for a in ctx.actor for ch in a):
+        return False  # "it" is a robot's pronoun ("K-7 braces itself"), never a person's
+    if verb_base is not None and (verb_base in _REACTION or verb_base in _EVENT_RESULT):
+        return False
+    if ctx.first_person and ctx.gender is None:
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------- predications
+
+class _Pred:
+    __slots__ = ("subj", "subj_i", "animate", "indefinite", "instrument", "v", "aux", "main", "base", "tag",
+                 "modal", "future", "about", "able", "past", "passive", "perfect", "prog", "copula", "have_to",
+                 "neg", "comp", "plural", "free_rel", "rel")
+
+    def __init__(self):
+        self.subj = None          # "self" | "other" | "there" | None (no subject: coordinated VP, participle)
+        self.subj_i = 0
+        self.animate = False
+        self.indefinite = False
+        self.instrument = False
+        self.v = None             # index of the first verb-group token
+        self.aux: list[str] = []
+        self.main = None          # index of the main verb (or of the copula / have)
+        self.base = None
+        self.tag = None
+        self.modal = self.future = self.about = self.able = self.past = False
+        self.passive = self.perfect = self.prog = self.copula = self.have_to = self.neg = False
+        self.comp = 0             # index after the verb group
+        self.plural = False
+        self.free_rel = False
+        self.rel = False          # a relative clause: a verb must follow "which" / "who"
+
+
+def _plural_word(w: str) -> bool:
+    return (w.endswith("s") and not w.endswith(("ss", "us", "is", "'s")) and len(w) > 3) or w in _PLURAL_NOUNS
+
+
+def _verbish(t: _Tok, prev: _Tok | None, plural: bool) -> bool:
+    w = t.w
+    if t.poss:
+        return False
+    if w in _AUX_MODAL or w in _BE or w in _HAVE or w in _DO or w == "will":
+        return True
+    info = _FORMS.get(w)
+    if info is None:
+        return bool(_OUT_VERB.match(w)) and w.endswith("s")
+    tag = info[1]
+    if tag in ("s", "past"):
+        return True
+    if tag == "base":
+        return plural or (prev is not None and _plural_word(prev.w))
+    return False
+
+
+def _is_adverb(w: str) -> bool:
+    return (w.endswith("ly") and w not in _NOT_ADVERB_LY and len(w) > 4) or w in _ADV_SKIP
+
+
+def _subject(toks: list[_Tok], i: int, ctx: _Ctx) -> _Pred | None:
+    """Parse a subject at ``i`` and the verb group after it; None when there is no subject-verb pair."""
+    n = len(toks)
+    if i >= n:
+        return None
+    t = toks[i]
+    p = _Pred()
+    p.subj_i = i
+    w = t.w
+    j = i + 1
+    if t.poss and (w in ctx.actor or w in _SELF_PRON):
+        # "Zix's crew", "Dr. Osei's speech": a body part is the character, anything else acts on the world.
+        return _np_subject(toks, i, ctx, p)
+    elif w in _SELF_PRON and not t.poss:
+        p.subj = "self"
+        p.plural = True
+    elif w == "there" and i + 1 < n and toks[i + 1].w in _BE:
+        p.subj = "there"
+    elif w in _OTHER_PRON or w in _MAYBE_PRON:
+        if w in _MAYBE_PRON and (i + 1 >= n or not _verbish(toks[i + 1], t, w in ("all", "both"))):
+            if w in ("all", "both", "each") and i + 2 < n and toks[i + 1].w == "of":
+                j = i + 3
+            elif w in _DETS and i + 1 < n and toks[i + 1].w not in _PREPS and toks[i + 1].w not in _PUNCT:
+                return _np_subject(toks, i, ctx, p)
+            else:
+                return None
+        p.subj = "pron:" + w
+        p.animate = w not in ("it", "this", "that", "something", "nothing", "everything")
+        if w in ("everyone", "everybody", "nobody", "someone", "somebody", "anyone", "none", "each", "all") \
+                and j < n and toks[j].w in ("in", "on", "at", "from", "of", "aboard", "inside"):
+            for q in range(j + 1, min(n, j + 6)):
+                if _verbish(toks[q], toks[q - 1], False) and toks[q - 1].w not in _DETS:
+                    j = q
+                    break
+        p.plural = w in ("they", "you", "all", "both")
+        if w == "whoever":
+            p.free_rel = True
+    elif w in _DETS or t.poss or _is_name(t) or w.isdigit():
+        return _np_subject(toks, i, ctx, p)
+    elif _plural_word(w) and w not in _FORMS and i + 1 < n and _FORMS.get(toks[i + 1].w, ("", ""))[1] == "base":
+        if w in _BODY:
+            return None  # "palms open": the character's own hands
+        p.subj = "other"  # a bare plural: "sparks fly"
+        p.plural = True
+        p.animate = w[:-1] in _PERSONS
+    else:
+        return None
+    return _verb_group(toks, j, p, ctx)
+
+
+def _np_subject(toks, i, ctx, p):
+    n = len(toks)
+    t = toks[i]
+    w = t.w
+    first_det = w in _DETS
+    p.indefinite = w in ("a", "an", "another", "some")
+    p.plural = w in _PLURAL_DETS
+    words = [t]
+    possessor = w if (w in _POSS_PRON or t.poss) else None
+    prev_kind = "det" if (first_det or t.poss) else "noun"
+    last_noun = None if prev_kind == "det" else t
+    in_pp = False
+    since_det = 0 if prev_kind == "det" else 1
+    j = i + 1
+    while j < n and j < i + 10:
+        u = toks[j]
+        if u.w in _NP_PREPS:
+            if prev_kind == "noun" and j + 1 < n and (_is_adverb(toks[j + 1].w) or toks[j + 1].w in ("not",)
+                                                      or _verbish(toks[j + 1], last_noun, p.plural)):
+                j += 1  # "the guards below never notice": an adverb, not a preposition
+                continue
+            prev_kind = "prep"
+            in_pp = True
+            j += 1
+            continue
+        if u.w in _DETS or u.w in _POSS_PRON:
+            if prev_kind == "noun" and u.w not in ("all", "both", "one", "two", "three", "whole", "few", "many"):
+                break  # a new noun phrase: the first one was a fronted adverbial ("after my speech the council")
+            prev_kind = "det"
+            since_det = 0
+            j += 1
+            continue
+        if u.poss:
+            if prev_kind == "noun":
+                break
+            if not in_pp and possessor is None:
+                possessor = u.w
+            words.append(u)
+            prev_kind = "det"
+            j += 1
+            continue
+        if u.w in ("i", "he", "she", "they", "we", "you"):
+            break
+        if prev_kind == "noun" and u.w.endswith("ing") and (_FORMS.get(u.w, ("", ""))[1] == "ing" or (
+                u.w not in _FORMS and len(u.w) > 5 and u.w not in ("something", "nothing", "everything", "anything",
+                                                                   "evening", "morning", "ceiling", "building"))):
+            break
+        if prev_kind == "noun" and since_det == 1 and last_noun is not None and last_noun.w.endswith(("ing", "ed")) \
+                and words and words[-1] is last_noun and len(words) >= 2 and j + 1 < n \
+                and _verbish(toks[j + 1], u, True):
+            words.append(u)  # "my shaking hands": the -ing word was a modifier, this is the head
+            last_noun = u
+            since_det += 1
+            j += 1
+            continue
+        if prev_kind == "noun":
+            if _is_adverb(u.w) and j + 1 < n and _verbish(toks[j + 1], last_noun, p.plural):
+                j += 1
+                continue
+            if _verbish(u, last_noun, p.plural):
+                # "the pirate guards are": a plural noun that could be a verb, followed by the real verb
+                if not (_FORMS.get(u.w, ("", ""))[1] == "s" and u.w not in _BE and u.w not in _HAVE
+                        and u.w not in _DO and j + 1 < n and toks[j + 1].w not in _DETS
+                        and _verbish(toks[j + 1], None, False) and not toks[j + 1].w.endswith("ing")):
+                    break
+        if u.w in _SPLIT or u.w in ("to", "for", "into", "onto", "through", "toward", "towards"):
+            return _np_only(toks, i, j, ctx, p, words, possessor)
+        if not in_pp:
+            words.append(u)
+        prev_kind = "noun"
+        last_noun = u
+        since_det += 1
+        j += 1
+    if last_noun is not None and not in_pp:
+        p.plural = p.plural or _plural_word(last_noun.w)
+    if j >= n or prev_kind != "noun" or not _verbish(toks[j], last_noun, p.plural) or toks[j].w in _DETS:
+        return _np_only(toks, i, j, ctx, p, words, possessor)
+    _classify_np(p, words, possessor, ctx)
+    return _verb_group(toks, j, p, ctx)
+
+
+def _np_only(toks, i, j, ctx, p, words, possessor):
+    _classify_np(p, words, possessor, ctx)
+    p.v = None
+    p.comp = j
+    return p
+
+
+def _classify_np(p: _Pred, words: list[_Tok], possessor: str | None, ctx: _Ctx) -> None:
+    """Self (the character, its body) or other (anyone, anything, the character's shot or speech)."""
+    heads = [u.w for u in words if not u.poss and u.w not in _DETS]
+    head = heads[-1] if heads else (words[-1].w if words else "")
+    names = {u.w for u in words}
+    if ctx.actor and (names & ctx.actor) and not any(u.poss and u.w in ctx.actor for u in words):
+        p.subj = "self"
+        return
+    if possessor is not None and (possessor in ctx.actor or _pron_is_self(possessor, ctx)):
+        p.subj = "self" if head in _BODY else "other"
+        p.instrument = p.subj == "other"
+        return
+    if head in _BODY and len(words) == 1:
+        p.subj = "self"  # "Gut says go": the character's own gut
+        return
+    if head in ("player", "character") and not p.indefinite:
+        p.subj = "self"
+        return
+    p.subj = "other"
+    base = head[:-1] if head.endswith("s") else head
+    p.animate = (head in _PERSONS or base in _PERSONS or any(u.cap for u in words[1:])
+                 or (words and _is_name(words[0]) and words[0].w not in ("the",)))
+    p.plural = p.plural or _plural_word(head)
+
+
+def _verb_group(toks: list[_Tok], j: int, p: _Pred, ctx: _Ctx) -> _Pred | None:
+    n = len(toks)
+    p.v = j
+    seen_be = seen_have = False
+    first = True
+    while j < n:
+        u = toks[j]
+        w = u.w
+        if u.poss:
+            break
+        if w in ("not", "never"):
+            p.neg = True
+            j += 1
+            continue
+        if _is_adverb(w) and w not in ("so", "now", "then") or (w in ("now", "then") and first):
+            j += 1
+            continue
+        if w in _AUX_MODAL:
+            p.modal = True
+            p.aux.append(w)
+            j += 1
+            first = False
+            continue
+        if w == "will" or w == "shall":
+            p.future = True
+            p.aux.append(w)
+            j += 1
+            first = False
+            continue
+        if w in _BE:
+            if first and w in ("was", "were"):
+                p.past = True
+            q = j + 1
+            while q < n and (_is_adverb(toks[q].w) or toks[q].w in ("not", "all", "both")) and q < j + 3:
+                q += 1
+            nx = toks[q].w if q < n else ""
+            nx2 = toks[q + 1].w if q + 1 < n else ""
+            if nx == "going" and nx2 == "to":
+                p.future = True
+                j = q + 2
+                first = False
+                continue
+            if nx == "about" and nx2 == "to":
+                p.about = True
+                j = q + 2
+                first = False
+                continue
+            if nx == "able" and nx2 == "to":
+                p.able = True
+                j = q + 2
+                first = False
+                continue
+            seen_be = True
+            p.aux.append(w)
+            p.main = j
+            j += 1
+            first = False
+            continue
+        if w in _HAVE:
+            if first and w == "had":
+                p.past = True
+            nx = toks[j + 1].w if j + 1 < n else ""
+            if nx == "to":
+                p.have_to = True
+                j += 2
+                first = False
+                continue
+            seen_have = True
+            p.aux.append(w)
+            p.main = j
+            j += 1
+            first = False
+            continue
+        if w in _DO:
+            if first and w == "did":
+                p.past = True
+            p.aux.append(w)
+            p.main = j
+            j += 1
+            first = False
+            continue
+        if w in ("got", "gotten") and seen_have and not seen_be:
+            p.main = j
+            p.base, p.tag = "have", "s"
+            j += 1
+            break
+        if w in ("get", "gets", "got") and j + 1 < n and toks[j + 1].w in _PP_OK and toks[j + 1].w not in _STATIVE_PP:
+            if first and w == "got":
+                p.past = True
+            seen_be = True
+            p.aux.append("be")
+            j += 1
+            first = False
+            continue
+        info = _FORMS.get(w)
+        if info is None and _OUT_VERB.match(w):
+            info = (w[:-1], "s") if w.endswith("s") else (w, "base")
+        if info is None and first and (p.subj == "self" or (p.subj or "").startswith("pron:") or p.rel) \
+                and w not in _PREPS and w not in _DETS and w not in _SPLIT and w not in _OTHER_PRON \
+                and w not in _MAYBE_PRON and w not in _SELF_PRON and not u.cap and len(w) > 2:
+            info = (w[:-2], "past") if w.endswith("ed") else ((w[:-1], "s") if w.endswith("s") else (w, "base"))
+        if info is None and len(w) > 5 and w.endswith("ed") and (seen_be or seen_have):
+            info = (w[:-2], "past")
+        if info is None:
+            break
+        base, tag = info
+        if seen_be and (w.endswith("ing")):
+            p.prog = True
+        elif seen_be and (w in _PP_OK or tag in ("pp", "past")):
+            p.passive = True
+        elif seen_have and (w in _PP_OK or tag in ("pp", "past")):
+            p.perfect = True
+        elif seen_be or seen_have:
+            break
+        elif p.aux and p.aux[-1] in ("do", "does", "did"):
+            pass
+        elif p.modal or p.future or p.about or p.able or p.have_to:
+            pass
+        elif tag == "ing" or tag == "pp":
+            return None if not p.aux else p
+        elif first and tag == "past":
+            p.past = True
+        elif first and tag == "base" and (p.subj or "").startswith("pron:") and not p.plural:
+            return None  # "Nobody move.": a command, not a statement
+        elif first and tag == "base" and not (p.plural or p.subj == "self" or (p.subj or "").startswith("pron:")):
+            if not (j > 0 and _plural_word(toks[j - 1].w)):
+                return None
+        p.main = j
+        p.base = base
+        p.tag = tag
+        j += 1
+        first = False
+        break
+    if p.main is None and not (p.modal or p.future or p.about or p.able or p.have_to):
+        return None
+    if p.base is None and p.main is not None:
+        mw = toks[p.main].w
+        p.base = _FORMS.get(mw, (mw,))[0]
+        if p.base == "be":
+            p.copula = True
+    p.comp = j
+    if p.free_rel:
+        # "Whoever is in charge here falls unconscious": the verb after the free relative.
+        for k in range(j, min(n, j + 8)):
+            info = _FORMS.get(toks[k].w)
+            if info and info[1] in ("s", "past") and toks[k].w not in _BE and toks[k].w not in _HAVE:
+                p.main, p.base, p.tag, p.copula, p.comp = k, info[0], info[1], False, k + 1
+                p.passive = p.perfect = p.prog = False
+                break
+    return p
+
+
+# --------------------------------------------------------------------------- judging
+
+def _obj_is_self(toks: list[_Tok], k: int, ctx: _Ctx) -> bool:
+    """Whether the object starting at ``k`` belongs to the acting character ("my rifle", "myself")."""
+    if k >= len(toks):
+        return False
+    w = toks[k].w
+    if w in ("my", "our", "myself", "ourselves", "himself", "herself", "themself", "themselves", "itself", "me",
+             "us"):
+        return True
+    if w in ("his", "her", "their", "its") and _pron_is_self(w, ctx):
+        return True
+    if toks[k].poss and w in ctx.actor:
+        return True
+    return False
+
+
+def _np_end(toks: list[_Tok], k: int) -> int:
+    """Index just after a short object noun phrase starting at ``k``."""
+    n = len(toks)
+    if k < n and toks[k].w in ("him", "her", "them", "it", "me", "us", "myself", "himself", "herself",
+                               "themselves", "itself", "everyone", "all"):
+        if toks[k].w == "her" and k + 1 < n and toks[k + 1].w not in _PREPS and toks[k + 1].w not in _PUNCT \
+                and toks[k + 1].w not in _FORMS:
+            pass
+        else:
+            return k + 1
+    j = k
+    steps = 0
+    while j < n and steps < 6:
+        w = toks[j].w
+        if steps > 0 and (w in _PREPS or w in _SPLIT or w in _SPREAD or w in _RESULT_ADJ or w in _RESULT_PARTICLES
+                          or w in ("clean",)):
+            break
+        if steps > 0 and _FORMS.get(w, ("", ""))[1] == "ing" and toks[j - 1].w not in _DETS:
+            break
+        if steps > 0 and _FORMS.get(w, ("", ""))[1] in ("base", "s") and toks[j - 1].w not in _DETS \
+                and not toks[j - 1].poss and w not in ("fire", "light", "lights", "codes", "code"):
+            break
+        j += 1
+        steps += 1
+    return j
+
+
+def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_base: str | None) -> None:
+    """A finite verb of the acting character: achievements, discoveries, results."""
+    n = len(toks)
+    if p.main is None:
+        return
+    vt = toks[p.main]
+    b = p.base or ""
+    k = p.comp
+    nxt = toks[k].w if k < n else ""
+    if p.future or p.modal or p.about:
+        # "I will not be hurt", "we'll be long gone": a prediction about the outcome.
+        if (p.base == "be" or p.passive) and p.future:
+            for u in toks[p.main:p.main + 3]:
+                if u.w in _SELF_WILL_BE:
+                    ctx.add("future", vt.s, u.e, "predicts how the action turns out")
+                    return
+        return
+    if p.copula:
+        if nxt in _SELF_RESULT_ADJ or (nxt == "in" and k + 1 >= n):
+            ctx.add("outcome", vt.s, toks[k].e, "states the result of the action")
+        return
+    if p.passive:
+        return
+    if b in _MENTAL or b in _INTENT_V:
+        return
+    if c.intro == "only-to" and (b in _PERCEPT or b in _ACHIEVE):
+        ctx.add("outcome", vt.s, vt.e, "states what the character found")
+        return
+    if _FOUND_PHRASAL.get(b) == nxt and not (b == "make" and k + 1 < n and toks[k + 1].w in ("with", "of")):
+        ctx.add("outcome", vt.s, toks[k].e, "states what the character perceives or discovers; the DM reveals that")
+        return
+    if c.intro in ("and", None, "then") and prev_self_base in _CONTEST and b in _ENTER and nxt in _ENTER_PARTICLES:
+        ctx.add("outcome", vt.s, toks[k].e, "a second verb that presupposes the first one worked")
+        return
+    if b in ("dodge", "evade", "avoid") and nxt in ("every", "all", "each"):
+        ctx.add("outcome", vt.s, toks[k].e, "states every attack missed")
+        return
+    if b in _PERCEPT:
+        # Succeeds only with something found: a noun phrase, a pronoun or a clause ("spot the
+        # sniper", "realize that ..."); "search for", "see if", "I've seen worse" find nothing.
+        if k >= n and c.next_intro in ("that", "where", "who", "how", "why", "what"):
+            ctx.add("outcome", vt.s, vt.e, "states what the character perceives or discovers; the DM reveals that")
+            return
+        if p.perfect or k >= n or nxt in ("for", "if", "whether", "to", "around", "about", "worse", "better",
+                                          "enough", "nothing") or (b == "see" and nxt in ("what", "how", "why")):
+            return
+        if (nxt == "out" and b != "find") or (b == "find" and _obj_is_self(toks, k, ctx)):
+            return
+        found_obj = (nxt in _DETS or nxt in _SELF_PRON or nxt in _OTHER_PRON or nxt in _MAYBE_PRON or toks[k].poss
+                     or toks[k].cap or nxt in ("him", "her", "them", "out", "where", "who", "how")
+                     or _FORMS.get(nxt, ("", ""))[1] not in ("base", "s", "ing"))
+        if found_obj:
+            ctx.add("outcome", vt.s, vt.e, "states what the character perceives or discovers; the DM reveals that")
+        return
+    if _OUT_VERB.match(vt.w):
+        ctx.add("outcome", vt.s, vt.e, "states the character outdoes the opposition")
+        return
+    if b in _ACHIEVE:
+        if b in ("hit", "strike", "land"):
+            if nxt in _CONTROLS or (k + 1 < n and toks[k + 1].w in _CONTROLS and nxt in _DETS | _POSS_PRON) \
+                    or nxt in ("up", "out", "for", "on") or _obj_is_self(toks, k, ctx):
+                return
+            if b == "land" and not (k + 1 < n and toks[k + 1].w in ("blow", "punch", "shot", "hit", "kick", "strike")):
+                if not (nxt in ("a", "the") and k + 1 < n and toks[k + 1].w in ("blow", "punch", "shot", "hit", "kick")):
+                    return
+        elif b == "kill":
+            end = _np_end(toks, k)
+            if any(toks[q].w in _CONTROLS or toks[q].w in ("lights", "light", "power", "motor", "music", "alarm",
+                                                           "running", "signal", "channel")
+                   for q in range(k, min(end + 1, n))):
+                return
+        elif b in ("lose", "free", "save", "crack", "beat", "pin", "escape", "fix", "succeed", "recover"):
+            if _obj_is_self(toks, k, ctx) or nxt in ("a", "an", "up", "down", "my", "jokes", "joke", "smile",
+                                                       "open", "time", "for", "to", "at", "from", "into"):
+                return
+            if b == "crack" and nxt not in ("the", "their", "its", "his", "her", "it", "open"):
+                return
+        elif _obj_is_self(toks, k, ctx):
+            return
+        ctx.add("outcome", vt.s, vt.e, "states the task is accomplished; the dice decide that")
+        return
+    if c.intro in ("and", None, "then") and prev_self_base in _CONTEST and (
+            b in _EXPLOIT or (b in ("pull", "drag", "haul", "fish") and nxt == "out")) and not _obj_is_self(toks, k, ctx):
+        ctx.add("outcome", vt.s, vt.e, "a second verb that presupposes the first one worked")
+        return
+    _resultative(toks, p.main, k, b, ctx)
+
+
+def _resultative(toks: list[_Tok], vi: int, k: int, b: str, ctx: _Ctx) -> bool:
+    """Verb + object + result ("kick the door off its hinges", "bargain him down to half")."""
+    n = len(toks)
+    vt = toks[vi]
+    if k >= n:
+        return False
+    if toks[k].w == "my" and k + 1 < n and toks[k + 1].w == "way" or toks[k].w in ("our", "his", "her", "their") \
+            and k + 1 < n and toks[k + 1].w == "way":
+        if b in _WAY_VERBS and k + 2 < n and toks[k + 2].w in ("past", "through", "into", "out", "in", "aboard",
+                                                                 "inside", "onto"):
+            ctx.add("outcome", vt.s, toks[k + 2].e, "states the character got through; the dice decide that")
+            return True
+        return False
+    # particle before the object: "knock out the sentry", "pry open the crate"
+    w0 = toks[k].w
+    if w0 in _RESULT_PARTICLES and b in _RESULT_PARTICLES[w0] and k + 1 < n and not _obj_is_self(toks, k + 1, ctx) \
+            and toks[k + 1].w not in _PREPS and w0 not in ("away",):
+        ctx.add("outcome", vt.s, toks[k].e, "states the result of the action")
+        return True
+    if _obj_is_self(toks, k, ctx) or w0 in _PREPS and w0 not in ("off",):
+        return False
+    end = _np_end(toks, k)
+    if end >= n or end == k:
+        return False
+    r = toks[end].w
+    r2 = toks[end + 1].w if end + 1 < n else ""
+    if r in _RESULT_PARTICLES and b in _RESULT_PARTICLES[r] and not (r in ("off", "out", "down") and r2 in ("the", "a")
+                                                                      and b not in ("kick", "knock", "blast")):
+        if r == "away" and r2 not in ("from",) and b != "blow":
+            return False
+        ctx.add("outcome", vt.s, toks[end].e, "states the result of the action")
+        return True
+    if r in ("out",) and r2 == "cold" or r in ("unconscious", "senseless") or r in _SPREAD and b in ("send", "knock",
+                                                                                                     "throw", "punch",
+                                                                                                     "kick", "hurl"):
+        ctx.add("outcome", vt.s, toks[end].e, "states the result of the action")
+        return True
+    if r in ("to", "into") and r2 in ("pieces", "submission", "bits", "shreds") or r == "in" and r2 in ("half", "two"):
+        ctx.add("outcome", vt.s, toks[end + 1].e, "states the result of the action")
+        return True
+    if r == "off" and r2 in ("its", "the", "their", "his", "her") and end + 2 < n and (
+            toks[end + 2].w in ("hinges", "hinge", "feet", "mount", "mounts", "track", "tracks", "rails", "frame")
+            or b in ("force", "kick", "blast", "tear", "rip", "wrench", "knock", "smash", "pry")):
+        ctx.add("outcome", vt.s, toks[end + 2].e, "states the result of the action")
+        return True
+    if r == "to" and r2 in ("the", "a") and end + 2 < n and toks[end + 2].w in _GROUND and b in _FORCE_VERBS:
+        ctx.add("outcome", vt.s, toks[end + 2].e, "states the target is brought down")
+        return True
+    if r in ("down",) and r2 == "to" and b in ("bargain", "haggle", "talk", "beat", "knock"):
+        ctx.add("outcome", vt.s, toks[end].e, "states the negotiation succeeded")
+        return True
+    if r in ("from", "out") and b in ("wrestle", "wrench", "rip", "tear", "yank", "pry", "snatch", "twist", "prise"):
+        ctx.add("outcome", vt.s, toks[end].e, "states the target was taken away")
+        return True
+    if r == "into" and b in ("talk", "bluff", "trick", "charm", "con", "coax", "bully", "scare", "bribe"):
+        ctx.add("outcome", vt.s, toks[end].e, "states the persuasion worked")
+        return True
+    if b in ("make", "get", "have") and (r in ("open", "loose", "free", "started", "online", "unstuck")
+                                          or (r in _FORMS and _FORMS[r][1] in ("base", "ing")
+                                              and r not in ("sure", "ready", "way", "fire"))):
+        if toks[k].w in ("sure", "ready", "way", "it", "a", "an", "time", "room", "contact", "dinner"):
+            return False
+        ctx.add("outcome", vt.s, toks[end].e, "makes something happen as a fact; the dice decide that")
+        return True
+    return False
+
+
+def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[str],
+                 prev_main_base: str | None) -> None:
+    """Someone or something other than the character is the subject: the DM's to narrate."""
+    n = len(toks)
+    intro = c.intro
+    vi = p.main if p.main is not None else p.v
+    if vi is None:
+        return
+    vt = toks[vi]
+    b = p.base or ""
+    k = p.comp
+    nxt = toks[k].w if k < n else ""
+    future = p.future or p.about or "then" in flags or "future" in flags or intro in ("then",)
+    if p.modal:
+        if b == "fail" and p.neg:
+            ctx.add("future", toks[p.v].s, vt.e, "claims the plan cannot fail")
+        return
+    if p.subj == "there":
+        if p.past:
+            ctx.add("outcome", vt.s, vt.e, "narrates what happened")
+        return
+    if intro in ("so-that", "so", "if", "unless", "whether", "in-case", "as-if", "lest", "even-if"):
+        return
+    if intro in ("while", "when", "whenever", "because", "since", "once", "though", "although", "whereas",
+                 "before", "after", "moment", "time", "now", "wh"):
+        return
+    if intro in ("until", "till"):
+        if prev_main_base in _WAIT or prev_main_base == "__wait__":
+            return
+    if intro == "as":
+        event = b in _AS_EVENT or p.instrument or p.passive or (
+            nxt in ("to", "into") and k + 1 < n and toks[k + 1].w in ("life", "pieces")) or nxt in (
+            "open", "shut", "apart", "loose", "off", "out", "dark", "silent")
+        if not event:
+            return
+    if intro in _RELATIVE and p.past and (p.passive or p.prog or p.perfect or p.copula):
+        return  # "the miners who were trapped": the situation as given
+    kind: Kind
+    if future:
+        if p.have_to and not p.future:
+            return
+        ctx.add("future", toks[p.v].s, vt.e, "narrates what will happen; only the DM can")
+        return
+    if p.have_to:
+        return
+    if p.free_rel and p.copula:
+        return
+    if p.copula:
+        comp_words = [u.w for u in toks[k:k + 4]]
+        if p.past:
+            ctx.add("other_reaction" if p.animate else "outcome", vt.s, vt.e, "narrates what happened")
+            return
+        if p.prog:
+            return
+        if any(w in _EMOTION for w in comp_words[:3]) or comp_words[:2] == ["in", "awe"]:
+            ctx.add("other_reaction", vt.s, toks[min(k + 2, n - 1)].e if k < n else vt.e,
+                    "states how another character feels, which is the DM's to decide")
+            return
+        if comp_words and (comp_words[0] in _RESULT_ADJ or (len(comp_words) > 1 and comp_words[0] in (
+                "all", "now", "already", "completely", "finally") and comp_words[1] in _RESULT_ADJ)):
+            if comp_words[0] in ("out", "down", "over", "in") and len(comp_words) > 1 and comp_words[1] in _DETS:
+                return
+            ctx.add("outcome", vt.s, toks[k].e, "states the result of the action")
+            return
+        return
+    if p.passive:
+        pp = toks[vi].w
+        if pp in _STATIVE_PP:
+            return
+        if p.instrument and not p.past:
+            return  # "my blaster is charged": the character's own gear
+        got = any(a == "be" for a in p.aux) and any(toks[q].w in ("gets", "get", "got") for q in range(p.v, vi))
+        if not (p.past or got or pp in _EVENTIVE_PP
+                or nxt in ("by", "out", "down", "away", "off", "apart", "aside", "back", "toward", "towards",
+                           "through", "into", "clear", "free", "loose", "open", "shut", "unconscious")
+                or _is_adverb(nxt) and nxt not in ("still", "already", "now", "just", "only", "also", "not")):
+            return  # "the door is sealed": the situation as it stands
+        if p.subj != "other" and not p.subj.startswith("pron:"):
+            return
+        kind = "other_reaction" if (pp in _EMOTION or b in _EMOTION) else "outcome"
+        ctx.add(kind, toks[p.v].s, vt.e, "states the result as a fact (passive); the dice decide that")
+        return
+    if p.perfect:
+        ctx.add("other_reaction" if p.animate and b not in _EVENT_RESULT else "outcome", toks[p.v].s, vt.e,
+                "narrates what has happened")
+        return
+    if p.prog:
+        if p.past:
+            ctx.add("other_reaction" if p.animate else "outcome", toks[p.v].s, vt.e, "narrates what happened")
+        return
+    if b == "have":
+        if p.past:
+            ctx.add("other_reaction" if p.animate else "outcome", vt.s, vt.e, "narrates what happened")
+            return
+        if any(u.w in ("look", "expression", "smile", "frown", "grin", "scowl", "tears") for u in toks[k:k + 5]):
+            ctx.add("other_reaction", vt.s, vt.e, "states how another character feels")
+        return
+    if b in _MENTAL and not p.past:
+        if b in ("seem", "appear", "look") and any(u.w in _EMOTION for u in toks[k:k + 3]):
+            ctx.add("other_reaction", vt.s, vt.e, "states how another character feels")
+        return
+    if (p.subj or "") in ("pron:nobody", "pron:everyone", "pron:everybody", "pron:anyone", "pron:none") \
+            and not p.past and nxt in ("like", "better", "faster", "quite", "as"):
+        return  # "Nobody flies like Rex!": a generic boast, not an event
+    if p.indefinite and not p.past and b not in _EVENT_RESULT and c is ctx.first_clause:
+        return  # "A trader offers a crate...": the scene as given
+    if p.tag == "base" and not p.plural and not (p.aux and p.aux[-1] in ("do", "does", "did")) \
+            and not (p.subj or "").startswith("pron:") and not (vi > 0 and _plural_word(toks[vi - 1].w)):
+        return
+    kind = "other_reaction" if (p.animate and b not in _EVENT_RESULT) else "outcome"
+    if intro in ("just-as", "just-before", "just-after"):
+        kind = "outcome"
+    ctx.add(kind, vt.s, vt.e, "narrates what someone or something else does; the DM decides that")
+
+
+def _markers(toks: list[_Tok], start: int, hedged: bool, ctx: _Ctx) -> None:
+    n = len(toks)
+    i = start
+    hedge_seen = hedged
+    while i < n:
+        w = toks[i].w
+        if w in _HEDGE_WORDS or (w in ("will", "going") and i > 0 and toks[i - 1].w in ("i", "we")):
+            hedge_seen = True
+        cands = _MARKER_FIRST.get(w)
+        if cands:
+            for words, kind, reason in cands:
+                L = len(words)
+                if tuple(u.w for u in toks[i:i + L]) != words:
+                    continue
+                if words == ("perfectly",) and i + 1 < n and toks[i + 1].w in _STILL_ADJ:
+                    break
+                if words in (("to", "spare"),) and not any(u.w == "with" for u in toks[max(0, i - 7):i]):
+                    break
+                if words == ("easily",) and i + 1 < n and toks[i + 1].w in ("within", "in", "the", "visible"):
+                    break
+                if not hedge_seen:
+                    ctx.add(kind, toks[i].s, toks[i + L - 1].e, reason)
+                i += L - 1
+                break
+        i += 1
+
+
+def _emotion_fragment(toks: list[_Tok], ctx: _Ctx) -> None:
+    """A verbless description of another's face or feelings: "her eyes wide with anger"."""
+    n = len(toks)
+    for i, t in enumerate(toks):
+        if t.w in _EXPRESSION and i > 0:
+            owner = toks[i - 1]
+            if owner.w in ("his", "her", "their", "its") and not _pron_is_self(owner.w, ctx) or (
+                    owner.poss and owner.w not in ctx.actor and owner.w not in _SELF_PRON):
+                if i + 1 < n and (toks[i + 1].w in ("wide", "narrow", "narrowed", "blazing", "clouded", "filled",
+                                                     "full", "redder", "pale", "shining", "glowing", "brimming",
+                                                     "wet", "gleaming", "with", "tight", "soft", "hard")):
+                    ctx.add("other_reaction", owner.s, toks[i + 1].e, "describes another character's reaction")
+                    return
+
+
+def _attributive(toks: list[_Tok], ctx: _Ctx) -> None:
+    """"The distracted guard": a modifier that presupposes a reaction the DM has not narrated."""
+    for i in range(1, len(toks) - 1):
+        if toks[i].w in _ATTRIB_REACTION and (toks[i - 1].w in _DETS or toks[i - 1].poss) \
+                and toks[i + 1].w not in _PREPS and toks[i + 1].w not in _PUNCT:
+            nw = toks[i + 1].w
+            if nw in _PERSONS or nw.rstrip("s") in _PERSONS:
+                ctx.add("other_reaction", toks[i].s, toks[i].e, "presupposes another character's reaction")
+                return
+
+
+def _hidden_object(toks: list[_Tok], ctx: _Ctx) -> None:
+    """"Pulling the hidden data chip out": handling a hidden thing presupposes it was found."""
+    for i in range(1, len(toks) - 1):
+        if toks[i].w in ("hidden", "secret", "concealed") and toks[i - 1].w == "the":
+            before = {u.w for u in toks[max(0, i - 6):i]}
+            if before & {"for", "search", "searches", "searching", "look", "looks", "looking", "any", "find", "finds",
+                         "scan", "scans", "check", "checks", "if", "whether"}:
+                return
+            if i >= 2 and (_FORMS.get(toks[i - 2].w, ("", ""))[1] in ("ing", "s", "base", "past")):
+                ctx.add("outcome", toks[i].s, toks[i].e, "presupposes the hidden thing was found")
+                return
+
+
+# --------------------------------------------------------------------------- driver
+
+_LABEL = re.compile(r"^\s*[(\[]?\s*([A-Za-z][\w'.\- ]{0,40}?)\s*:\s*(?=\S)")
+
+
+def _speaker_label(norm: str, masked: str, ctx: _Ctx) -> tuple[str, bool]:
+    """Handle a script-style "Name: line". Returns the text to analyse and whether to stop."""
+    m = _LABEL.match(norm)
+    if not m:
+        return masked, False
+    label = m.group(1).strip()
+    raw_words = label.replace("'s", "").split()
+    words = [w.lower().strip(".") for w in raw_words]
+    if not words or len(words) > 5:
+        return masked, False
+    if any(w in _GENERIC_LABELS for w in words) or words[0] in ("in", "one", "two", "three"):
+        return " " * m.end() + masked[m.end():], False
+    if any(w in _BE or w in _AUX_MODAL or w in _HAVE or w in _DO or _FORMS.get(w, ("", ""))[1] in ("s", "past")
+           for w in words):
+        return masked, False
+    if words[0] in ("the", "a", "an", "his", "her", "their") and words[-1] not in ("player", "character"):
+        ctx.add("other_reaction", m.start(1), m.end(1), "writes another character's lines; the DM voices them")
+        return masked, True
+    if words == ["i"] or all(w[:1].isupper() or w.lower() in ("voice", "unit") for w in raw_words):
+        return masked, True  # the character's own script line: speech
+    return masked, False
+
+
+def _mask_quotes(text: str) -> str:
+    """Blank out quoted speech (same length), so offsets still refer to the original text."""
+    return _QUOTE.sub(lambda m: " " * len(m.group(0)), text)
+
+
+_QUOTE = re.compile(r"\"[^\"]*\"|“[^”]*”|\"[^\"]*$")
+_CONDITIONAL_START = _ws("if unless suppose supposing should")
+
+
+def find_overreach(text: str) -> list[Violation]:
+    """Every place where ``text`` narrates an outcome, another's reaction, or the future."""
+    ctx = _Ctx(text)
+    norm = text.replace("’", "'").replace("‘", "'")
+    masked = _mask_quotes(norm)
+    masked, stop = _speaker_label(norm, masked, ctx)
+    if stop:
+        return _dedupe(sorted(ctx.found, key=lambda v: v["start"]))
+    sentences = _split_sentences(_tokens(masked))
+    _find_actor(sentences, ctx)
+    for toks, end in sentences:
+        if end == "?" or not toks:
+            continue
+        if toks[0].w in _CONDITIONAL_START or (toks[0].w == "what" and len(toks) > 1 and toks[1].w == "if") \
+                or (toks[0].w == "in" and len(toks) > 1 and toks[1].w == "case"):
+            continue
+        _sentence(toks, ctx)
+    return _dedupe(sorted(ctx.found, key=lambda v: v["start"]))
+
+
+def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
+    clauses = _clauses(toks)
+    if ctx.first_clause is None and clauses:
+        ctx.first_clause = clauses[0]
+    scope = False              # inside a hope / speech / purpose / condition complement
+    vp_carry = False           # the previous verb phrase was an infinitive under an intent verb
+    main_subj: _Pred | None = None
+    prev_self_base: str | None = None
+    prev_main_base: str | None = None
+    pending_that = False       # "explains to the ambassador that ...": the that-clause is speech
+    conditional = {ci for ci in range(len(clauses) - 1) if clauses[ci + 1].intro in ("if", "unless")}
+    for ci, c in enumerate(clauses):
+        ct = c.toks
+        intro = c.intro
+        # ---- where does this clause stand?
+        i = 0
+        flags: set[str] = set()
+        while i < len(ct) and (ct[i].w in _LEAD_SKIP or (ct[i].w == "one" and i + 2 < len(ct) and ct[i + 1].w == "by")):
+            if ct[i].w in _FUTURE_LEAD:
+                flags.add("future")
+            if ct[i].w == "then":
+                flags.add("then")
+            if ct[i].w == "one" and i + 2 < len(ct) and ct[i + 1].w == "by":
+                i += 3
+                continue
+            i += 1
+        pred = _subject(ct, i, ctx) if i < len(ct) else None
+        infinitive = i + 1 < len(ct) and ct[i].w == "to" and _FORMS.get(ct[i + 1].w, ("", ""))[1] == "base"
+        if pred is None and i < len(ct) and ct[i].w in _PREPS and not infinitive:
+            # A fronted phrase before the subject: "with one more heave the bolt turns".
+            for j in range(i + 1, min(len(ct), i + 9)):
+                if ct[j].w in _SELF_PRON or ct[j].w in _OTHER_PRON or ct[j].w in _DETS or ct[j].poss:
+                    if ct[j - 1].w in _PREPS or ct[j - 1].w in _DETS or ct[j - 1].poss:
+                        continue
+                    if ct[j - 1].w in _FORMS and not (j >= 2 and (ct[j - 2].w in _DETS or ct[j - 2].w in (
+                            "more", "last", "final", "single", "first", "one"))):
+                        continue  # "help the crew go in": the object of a verb, not a subject
+                    cand = _subject(ct, j, ctx)
+                    if cand is not None and cand.v is not None:
+                        pred = cand
+                        break
+        if pred is not None and pred.subj is not None and pred.v is None and pred.comp < len(ct):
+            # "After a tense minute I crack the safe", "The next day, I ...": a fronted adverbial.
+            cand = _subject(ct, pred.comp, ctx)
+            if cand is not None and cand.v is not None and (cand.subj == "self" or ct[pred.comp].w in _DETS
+                                                             or ct[pred.comp].w in _OTHER_PRON):
+                pred = cand
+                i = pred.subj_i
+                if intro in ("after", "before", "until", "till", "as") and ci == 0:
+                    intro = c.intro = None
+        if pred is None and intro in ("which", "who", "whom") and i < len(ct):
+            rel = _Pred()
+            prev_toks = clauses[ci - 1].toks if ci > 0 else []
+            rel.subj = "self" if (prev_toks and prev_toks[-1].w in ctx.actor) else "other"
+            rel.animate = intro != "which"
+            rel.plural = True
+            rel.subj_i = i
+            rel.rel = True
+            pred = _verb_group(ct, i, rel, ctx)
+        explicit = pred is not None and pred.subj is not None
+        breaker = (c.punct in (";", ":") or (c.punct and intro in (None, "and", "but", "then", "yet", "or",
+                                                                   "so-therefore"))
+                   or intro in ("but", "then")) and explicit
+        if explicit and pred.subj == "self" and intro in ("and", "but", None) and ci > 0 and pred.v is not None:
+            breaker = True
+        if breaker:
+            scope = False
+            pending_that = False
+        if intro == "that" and ci > 0 and clauses[ci - 1].toks and clauses[ci - 1].toks[-1].w in _HEDGE_NOUNS:
+            scope = True  # "in the hope that ...", "on the off chance that ..."
+        if intro in ("that", "where", "whether", "if", "how", "why", "what") and pending_that:
+            scope = True
+        hedged = scope or intro in _HEDGE_INTRO or ci in conditional
+        if intro in _HEDGE_INTRO:
+            scope = True
+        if explicit and pred.v is None:
+            # A verbless noun phrase: the subject of a verb after an appositive, an absolute
+            # construction ("the portcullis rising"), or a fragment.
+            nxt_c = clauses[ci + 1] if ci + 1 < len(clauses) else None
+            if intro not in _BACKGROUND and intro not in _HEDGE_INTRO and (
+                    ci == 0 or (nxt_c is not None and nxt_c.punct in (",", "\u2014", "\u2013", "-", "--")
+                                and nxt_c.intro is None)):
+                main_subj = pred
+            k = pred.comp
+            if (not hedged and k < len(ct) and c.punct and pred.subj == "other" and ct[k].w.endswith("ing")
+                    and _FORMS.get(ct[k].w, ("", "ing"))[1] == "ing" and intro not in _BACKGROUND
+                    and not any(u.w in ("my", "our") for u in ct)):
+                ctx.add("other_reaction" if pred.animate else "outcome", ct[pred.subj_i].s, ct[k].e,
+                        "narrates what someone or something else does; the DM decides that")
+            if not hedged:
+                _emotion_fragment(ct, ctx)
+                _embedded(ct, i, ctx, hedged or scope)
+            _markers(ct, i, hedged, ctx)
+            _attributive(ct, ctx)
+            continue
+        if intro in ("only-to",) and pred is None and i < len(ct):
+            info = _FORMS.get(ct[i].w)
+            if info and not hedged and (info[0] in _PERCEPT or info[0] in _ACHIEVE):
+                ctx.add("outcome", ct[i].s, ct[i].e, "states what the character found")
+            continue
+        # ---- subjectless clauses: coordinated verb phrase, participle, infinitive, imperative.
+        if pred is None:
+            _subjectless(ct, i, c, ci, ctx, hedged, vp_carry, main_subj, prev_self_base)
+            info = _FORMS.get(ct[i].w) if i < len(ct) else None
+            if info is not None:
+                b = info[0]
+                if info[1] == "ing" and (b in _HOPE_LIKE or b in _INTENT_V or b in _COMPLEMENT and b not in ("check",)):
+                    if b in _HOPE_LIKE or (b in _COMPLEMENT and b not in _INTENT_V):
+                        scope = True
+                if main_subj is not None and main_subj.subj == "self" and info[1] in ("base", "s", "past"):
+                    prev_self_base = b
+                    if b in _COMPLEMENT and not _has_clause_after(ct, i + 1, ctx):
+                        pending_that = True
+                    if b in _HOPE_LIKE or (b in _COMPLEMENT and _has_clause_after(ct, i + 1, ctx)):
+                        scope = True
+                if info[1] in ("base", "s", "past"):
+                    vp_carry = vp_carry if (info[1] == "base" and vp_carry) else _infinitive_under_intent(ct, i)
+            if i < len(ct) and ct[i].w == "to":
+                vp_carry = True
+            _markers(ct, i, hedged or (vp_carry and intro in ("and", "then", None)), ctx)
+            _attributive(ct, ctx)
+            if not hedged:
+                _hidden_object(ct, ctx)
+            continue
+        # ---- a clause with its own subject.
+        is_main = intro in (None, "and", "but", "or", "yet", "then", "so-therefore", "result")
+        if pred.subj == "self":
+            if pred.v is not None and intro not in _RELATIVE:
+                if not hedged and intro not in _BACKGROUND and intro != "that":
+                    _judge_self(ct, pred, ctx, c, prev_self_base if intro in ("and", None, "then") else None)
+                elif not hedged and pred.main is not None and not (pred.modal or pred.future):
+                    _resultative(ct, pred.main, pred.comp, pred.base or "", ctx)
+            elif intro in ("who", "whom") and not hedged:
+                _judge_self(ct, pred, ctx, c, None)
+            if is_main:
+                main_subj = pred
+                prev_self_base = pred.base
+                prev_main_base = pred.base
+            if pred.base in _COMPLEMENT and not pred.passive and not _has_clause_after(ct, pred.comp, ctx):
+                pending_that = True
+            if not pred.passive and (pred.base in _HOPE_LIKE or (pred.base in _COMPLEMENT
+                                                                  and _has_clause_after(ct, pred.comp, ctx))):
+                scope = True if not pred.modal or pred.base in _HOPE_LIKE else scope
+            vp_carry = _infinitive_under_intent(ct, pred.v or 0) or (pred.future and pred.subj == "self") \
+                or pred.modal
+        else:
+            if not hedged:
+                if pred.subj is not None and pred.subj.startswith("pron:") and pred.subj[5:] in (
+                        "he", "she", "it", "they") and _pron_is_self(pred.subj[5:], ctx, _effective_base(ct, pred)):
+                    pred.subj = "self"
+                    if pred.v is not None and intro not in _BACKGROUND and intro not in ("that",):
+                        _judge_self(ct, pred, ctx, c, None)
+                else:
+                    relative_self = intro in ("who",) and ci > 0 and clauses[ci - 1].toks and \
+                        clauses[ci - 1].toks[-1].w in ctx.actor
+                    if relative_self:
+                        pred.subj = "self"
+                        _judge_self(ct, pred, ctx, c, None)
+                    elif intro in ("just-as", "just-before", "just-after"):
+                        if pred.main is not None and not pred.modal and not pred.future and pred.subj != "self":
+                            start = c.close_at.s if c.close_at is not None else ct[pred.main].s
+                            ctx.add("outcome", start, ct[pred.main].e,
+                                    "states the action beat the event just in time; the dice decide that")
+                    else:
+                        _judge_other(ct, pred, ctx, c, flags, prev_main_base)
+            if is_main and pred.subj != "self":
+                main_subj = pred
+            if is_main:
+                prev_main_base = pred.base
+            vp_carry = False
+        if any(_FORMS.get(u.w, ("",))[0] in _WAIT for u in ct) and intro not in ("until", "till"):
+            prev_main_base = "__wait__"
+        _markers(ct, i, hedged or (pred.subj == "self" and (pred.modal or pred.future)), ctx)
+        _attributive(ct, ctx)
+        if not hedged and pred.subj == "self":
+            _hidden_object(ct, ctx)
+        _embedded(ct, pred.comp if pred.v is not None else i, ctx, hedged or scope)
+
+
+def _effective_base(ct: list[_Tok], p: _Pred) -> str | None:
+    """The verb that carries the meaning: "started to cry" -> cry."""
+    if p.base in ("start", "begin", "continue", "keep", "stop") and p.comp < len(ct):
+        k = p.comp + (1 if ct[p.comp].w == "to" else 0)
+        if k < len(ct) and ct[k].w in _FORMS:
+            return _FORMS[ct[k].w][0]
+    return p.base
+
+
+def _has_clause_after(ct: list[_Tok], k: int, ctx: _Ctx) -> bool:
+    """Whether a (speech / thought) verb at ``k - 1`` takes a clause: "tell the sentry I'm...",
+    or a request: "ask him to shut the mine down"."""
+    verb = ct[k - 1].w if 0 < k <= len(ct) else ""
+    if _FORMS.get(verb, ("",))[0] in _REQUEST:
+        for j in range(k, min(len(ct) - 1, k + 5)):
+            if ct[j].w == "to" and _FORMS.get(ct[j + 1].w, ("", ""))[1] == "base":
+                return True
+    for j in range(k, min(len(ct), k + 7)):
+        w = ct[j].w
+        if w in _SELF_PRON or w in ("he", "she", "they", "you", "that", "what", "where", "how", "why", "who",
+                                    "whether", "if", "it"):
+            if w != "it" or (j + 1 < len(ct) and _verbish(ct[j + 1], ct[j], False)):
+                return True
+        if (w in _DETS or _is_name(ct[j])) and j > k:
+            cand = _subject(ct, j, ctx)
+            if cand is not None and cand.v is not None:
+                return True
+    return False
+
+
+def _infinitive_under_intent(ct: list[_Tok], v: int) -> bool:
+    """"tries to disable the alarm": later bare verbs ("then open the vault") stay under the intent."""
+    for j in range(v, min(len(ct), v + 4)):
+        b = _FORMS.get(ct[j].w, (None,))[0]
+        if b in _INTENT_V or ct[j].w in ("trying", "attempting", "best"):
+            return True
+        nxt = ct[j + 1].w if j + 1 < len(ct) else ""
+        if (b == "go" and nxt == "for") or (b == "set" and nxt == "about") or (b == "throw" and nxt.endswith("self")):
+            return True
+    return False
+
+
+def _subjectless(ct, i, c, ci, ctx, hedged, vp_carry, main_subj, prev_self_base):
+    """A clause without its own subject: the character's next verb, a participle, an imperative."""
+    if i >= len(ct):
+        return
+    t = ct[i]
+    info = _FORMS.get(t.w)
+    if t.w == "to" or info is None:
+        return
+    b, tag = info
+    if hedged:
+        return
+    if tag == "ing" and t.w.endswith("ing"):
+        _participle(ct, i, b, ctx)
+        return
+    if tag in ("pp",) or (tag == "past" and c.punct == "," and main_subj is not None and main_subj.v is None):
+        return  # appositive participle ("the warlord, moved, releases")
+    subj = main_subj
+    if subj is None:
+        if ci == 0 and tag == "base":
+            return  # imperative
+        return
+    if subj.subj == "self":
+        if vp_carry and tag == "base":
+            return
+        if ci == 0:
+            return
+        p = _Pred()
+        p.subj = "self"
+        p.v = p.main = i
+        p.base, p.tag = b, tag
+        p.comp = i + 1
+        if tag == "past" and b in _MENTAL:
+            return
+        _judge_self(ct, p, ctx, c, prev_self_base)
+        return
+    if subj.subj == "other" or (subj.subj or "").startswith("pron:"):
+        if c.intro in _BACKGROUND or c.intro in _HEDGE_INTRO or c.intro == "that":
+            return
+        if tag == "base" and not subj.plural and not (subj.subj or "").startswith("pron:"):
+            return
+        p = _Pred()
+        p.subj = "other"
+        p.animate = subj.animate
+        p.indefinite = subj.indefinite
+        p.instrument = subj.instrument
+        p.plural = subj.plural
+        p.v = p.main = i
+        p.base, p.tag = b, tag
+        p.past = tag == "past"
+        p.comp = i + 1
+        if p.subj == "other" and (subj.subj or "").startswith("pron:") and _pron_is_self(subj.subj[5:], ctx, b):
+            return
+        _judge_other(ct, p, ctx, c, set(), None)
+
+
+def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
+    """"..., knocking him out cold" / "Realizing the medic ...": a participle clause of result."""
+    n = len(ct)
+    t = ct[i]
+    k = i + 1
+    nxt = ct[k].w if k < n else ""
+    if b == "have":
+        # "Having already memorized the vault code, ...": a completed success taken for granted.
+        while k < n and _is_adverb(ct[k].w):
+            k += 1
+        info = _FORMS.get(ct[k].w) if k < n else None
+        if info and (info[0] in _ACHIEVE or info[0] in _PERCEPT or info[0] in _PART_RESULT or info[0] in _KNOW):
+            ctx.add("outcome", t.s, ct[k].e, "takes a success for granted; the dice decide that")
+        return
+    if _FOUND_PHRASAL.get(b) == nxt:
+        ctx.add("outcome", t.s, ct[k].e, "states what the character perceives or discovers; the DM reveals that")
+        return
+    if b in _PERCEPT:
+        if nxt in ("for", "if", "whether", "to", "around", "out", "about") or k >= n:
+            return
+        if b == "see" and nxt in ("what", "how", "if"):
+            return
+        ctx.add("outcome", t.s, t.e, "states what the character perceives or discovers; the DM reveals that")
+        return
+    if b in _PART_RESULT or b in _ACHIEVE or b in ("punch",):
+        if k >= n or _obj_is_self(ct, k, ctx) or nxt in ("to", "for", "at", "toward", "towards", "into", "on", "back",
+                                                        "behind", "down", "low", "up"):
+            return
+        if b == "punch" and nxt != "holes":
+            return
+        if nxt in ("every", "each", "short", "briefly", "once", "twice", "only", "now", "for", "just", "dead"):
+            return
+        if b in ("drop", "leave", "end", "stop", "break", "force", "blow", "free", "save", "win", "render") and nxt in (
+                "a", "an", "it", "the") and not _resultative_like(ct, k):
+            _resultative(ct, i, k, b, ctx)
+            return
+        if b in ("hit", "strike", "land") and (nxt in _CONTROLS or (k + 1 < n and ct[k + 1].w in _CONTROLS)):
+            return
+        if b in ("kill",) and any(u.w in _CONTROLS or u.w in ("lights", "power") for u in ct[k:k + 4]):
+            return
+        ctx.add("outcome", t.s, t.e, "a participle clause states the result of the action")
+        return
+    if _OUT_VERB.match(t.w):
+        ctx.add("outcome", t.s, t.e, "states the character outdoes the opposition")
+        return
+    _resultative(ct, i, i + 1, b, ctx)
+
+
+def _resultative_like(ct: list[_Tok], k: int) -> bool:
+    end = _np_end(ct, k)
+    if end < len(ct) and ct[end].w in ("apart", "open", "down", "off", "loose", "in"):
+        return True
+    return end < len(ct) and (ct[end].w in _SPREAD or ct[end].w in ("unconscious", "cold", "dead", "flat", "out",
+                                                                     "helpless", "shivering", "stranded", "reeling"))
+
+
+def _embedded(ct: list[_Tok], k: int, ctx: _Ctx, hedged: bool) -> None:
+    """A pronoun subject inside the clause ("the crate they found"): past narration by someone else."""
+    if hedged:
+        return
+    for j in range(max(k, 1), len(ct) - 1):
+        w = ct[j].w
+        if any(u.w in ("why", "how", "what", "where", "when", "whether", "if") or _FORMS.get(u.w, ("",))[0] in
+               _COMPLEMENT for u in ct[:j]):
+            return
+        if w in ("they", "he", "she") and not ct[j - 1].w in _COMPLEMENT | _PERCEPT and ct[j - 1].w not in _PREPS:
+            info = _FORMS.get(ct[j + 1].w)
+            prev_info = _FORMS.get(ct[j - 1].w)
+            if info and info[1] == "past" and ct[j + 1].w not in ("was", "were", "had") and not (
+                    prev_info and prev_info[1] in ("base", "s", "past")) and not _pron_is_self(w, ctx, info[0]):
+                ctx.add("other_reaction" if info[0] in _REACTION else "outcome", ct[j].s, ct[j + 1].e,
+                        "narrates what someone else did")
+                return
+
+
+def _dedupe(found: list[Violation]) -> list[Violation]:
+    """Drop matches that lie inside an earlier, longer one (and exact repeats)."""
+    kept: list[Violation] = []
+    for v in found:
+        if any(k["start"] <= v["start"] and v["end"] <= k["end"] for k in kept):
+            continue
+        kept = [k for k in kept if not (v["start"] <= k["start"] and k["end"] <= v["end"])]
+        kept.append(v)
+    return kept
+
+
+# --------------------------------------------------------------------------- autocorrect support
+#
+# Autocorrect cuts whole segments; it keeps its own, simpler segmentation (sentences and
+# hard boundaries) because a cut must leave readable text, not a parse.
 
 _HARD_BOUNDARY = re.compile(
     r"[;:]|,\s*(?=and then\b)|\s(?=and then\b)|,\s*(?:(?:and|but|then|so|while|as)\b)?|"
     r"\s(?:and|but)\s(?=(?:then\s)?(?:the|a|an|he|she|it|they|we|his|her|their|its|my|our|everyone|nobody|both|all|"
     r"sparks|soon|after|[A-Z])\b)|\bso \w+ that\b",
 )
-_SOFT_BOUNDARY = re.compile(r"\b(?:as|when|until|before|after|while|so|that|because|once|if|whether|then|who|which)\b",
-                            re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<!\bDr)(?<!\bMr)(?<!\bMrs)(?<!\bMs)(?<!\bLt)(?<!\bSt)(?<!\bSgt)(?<!\bCapt)[.!?]+")
-_CONDITIONAL_START = re.compile(r"^\s*(?:if|in case|unless|should|suppose|what if)\b", re.IGNORECASE)
-_QUOTE = re.compile(r"\"[^\"]*\"|“[^”]*”")
-
-_TOKEN = re.compile(r"[A-Za-z][\w'-]*")
-_BACKGROUND = {"while", "since", "because", "before", "once", "if", "whether", "so", "that", "when"}
-_PRONOUNS = {"he", "she", "it", "they", "everyone", "everybody", "nobody", "someone", "somebody", "nothing"}
-_DETERMINERS = {"the", "a", "an", "my", "his", "her", "their", "its", "our", "your", "both", "all", "this",
-                "these", "those", "every", "each", "no"}
-_ADVERBS = {"never", "just", "also", "all", "suddenly", "finally", "immediately", "instantly", "still", "even", "quickly"}
-_NOT_VERBS = {"is", "was", "are", "were", "has", "have", "had", "does", "do", "did", "doesn't", "don't", "didn't",
-              "can", "can't", "could", "will", "won't", "would", "should", "might", "may", "must", "isn't",
-              "wasn't", "aren't", "'s", "its", "his", "this", "as", "us", "always", "perhaps", "towards",
-              "needs", "wants", "tries", "hopes", "seems", "plan", "plans", "shall", "being", "been", "be",
-              "needed", "wanted", "tried", "hoped", "seemed", "planned", "says", "said", "i"}
-_FUNCTION = {"to", "of", "in", "on", "at", "for", "with", "from", "by", "into", "over", "under", "and", "or",
-             "but", "than", "if", "as", "that", "so", "the", "a", "an", "like"}
-
-_COMPILED = [
-    (kind, re.compile(pattern, re.IGNORECASE if kind != "future" else 0), reason, rule)
-    for kind, table in (("outcome", _OUTCOME), ("other_reaction", _REACTION), ("future", _FUTURE_MARKERS))
-    for pattern, reason, rule in table
-]
-
-
-# --------------------------------------------------------------------------- structure
-
-def _mask_quotes(text: str) -> str:
-    """Blank out quoted speech (same length), so offsets still refer to the original text."""
-    return _QUOTE.sub(lambda m: " " * len(m.group(0)), text)
 
 
 def _sentences(masked: str) -> list[tuple[int, int]]:
@@ -201,176 +2010,6 @@ def _segments(masked: str, start: int, end: int) -> list[tuple[int, int]]:
     if seg_start < end:
         spans.append((seg_start, end))
     return spans
-
-
-def _actor(masked: str) -> set[str]:
-    """The acting character's name (lower case), taken from the text's first words."""
-    words = re.findall(r"[A-Za-z][\w'-]*", masked)
-    if not words or words[0].lower() in _NOT_ACTOR or words[0] == "I":
-        return set()
-    names = {words[0].lower()}
-    if words[0].lower() in _TITLES and len(words) > 1:
-        names.add(words[1].lower())
-    return names
-
-
-def _subject(masked: str, seg_start: int, pos: int, actor: set[str]) -> str:
-    """``"self"`` or ``"other"``: the subject of the sub-clause that contains ``pos``."""
-    clause_start = seg_start
-    for m in _SOFT_BOUNDARY.finditer(masked, seg_start, pos):
-        clause_start = m.end()
-    words = re.findall(r"[A-Za-z][\w'-]*", masked[clause_start:pos])
-    while words and words[0].lower() in {"and", "then", "just", "but"}:
-        words.pop(0)
-    if not words:
-        return "other" if clause_start > seg_start else "self"
-    first = words[0].lower()
-    return "self" if first in _SELF_WORDS or first in actor else "other"
-
-
-def _hedged(masked: str, seg_start: int, pos: int) -> bool:
-    """Whether the match at ``pos`` is only intended, hoped for, or hypothetical."""
-    before = masked[seg_start:pos]
-    return bool(_HEDGE.search(before) or _MODAL_BEFORE.search(before))
-
-
-# --------------------------------------------------------------------------- detection
-
-def find_overreach(text: str) -> list[Violation]:
-    """Every place where ``text`` narrates an outcome, another's reaction, or the future."""
-    masked = _mask_quotes(text)
-    actor = _actor(masked)
-    found: list[Violation] = []
-    for s_start, s_end in _sentences(masked):
-        sentence = masked[s_start:s_end]
-        if sentence.rstrip().endswith("?") or _CONDITIONAL_START.match(sentence):
-            continue
-        for seg_start, seg_end in _segments(masked, s_start, s_end):
-            found.extend(_segment_violations(text, masked, seg_start, seg_end, actor))
-    found.sort(key=lambda v: v["start"])
-    return _dedupe(found)
-
-
-def _segment_violations(text: str, masked: str, seg_start: int, seg_end: int,
-                        actor: set[str]) -> list[Violation]:
-    out: list[Violation] = []
-    for kind, pattern, reason, rule in _COMPILED:
-        for m in pattern.finditer(masked, seg_start, seg_end):
-            if _hedged(masked, seg_start, m.start()):
-                continue
-            if rule == "other" and (_subject(masked, seg_start, m.start(), actor) == "self"
-                                    or _clause_intro(masked, seg_start, m.start()) in _BACKGROUND):
-                continue
-            out.append(_violation(kind, text, m.start(), m.end(), reason))
-    out.extend(_other_actor_verbs(text, masked, seg_start, seg_end, actor))
-    for m in _WILL.finditer(masked, seg_start, seg_end):
-        subject = m.group(1).lower()
-        is_self = subject in _SELF_WORDS or subject in actor
-        if is_self and not m.group(2):
-            continue
-        if _hedged(masked, seg_start, m.start()):
-            continue
-        out.append(_violation("future", text, m.start(), m.end(), "narrates what will happen; only the DM can"))
-    return out
-
-
-def _clause_intro(masked: str, seg_start: int, pos: int) -> str | None:
-    """The subordinating word that opens the sub-clause containing ``pos`` (None: main clause)."""
-    intro = None
-    for m in _SOFT_BOUNDARY.finditer(masked, seg_start, pos):
-        intro = m.group(0).lower()
-    return intro
-
-
-def _other_actor_verbs(text: str, masked: str, seg_start: int, seg_end: int,
-                       actor: set[str]) -> list[Violation]:
-    """Someone or something else *doing* something in a main or relative clause.
-
-    The general rule behind the reaction lexicon: "the mercenaries scatter", "it purrs",
-    "who pockets the credits" all narrate what only the DM decides. Background clauses
-    ("while she works", "until the guard looks away") describe the situation and are
-    left alone, as is anything hedged.
-    """
-    out: list[Violation] = []
-    bounds = [(seg_start, None)] + [(m.end(), m.group(0).lower())
-                                    for m in _SOFT_BOUNDARY.finditer(masked, seg_start, seg_end)]
-    for i, (c_start, intro) in enumerate(bounds):
-        c_end = bounds[i + 1][0] if i + 1 < len(bounds) else seg_end
-        if intro not in (None, "then", "who", "which"):
-            continue
-        tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(masked, c_start, c_end)]
-        while tokens and tokens[0][0].lower() in {"and", "then", "just", "but", "now", "suddenly"}:
-            tokens.pop(0)
-        if (intro is None and actor and tokens and tokens[0][0].lower() in {"he", "she"}
-                and re.search(r"\bbut\s*$", masked[max(0, c_start - 6):c_start])):
-            continue  # "Rex wants to punch him, but he settles for a glare": still Rex.
-        verb = _find_other_verb(tokens, intro, actor)
-        if verb is None or _hedged(masked, seg_start, verb[1]):
-            continue
-        kind: Kind = "outcome" if (intro == "which" or tokens[0][0].lower() in {"it", "its"}) else "other_reaction"
-        out.append(_violation(kind, text, verb[1], verb[2],
-                              "narrates what someone or something else does; the DM decides that"))
-    return out
-
-
-def _find_other_verb(tokens: list[tuple[str, int, int]], intro: str | None,
-                     actor: set[str]) -> tuple[str, int, int] | None:
-    """The finite verb of a clause whose subject is not the acting character, if any."""
-    if not tokens:
-        return None
-    words = [t[0].lower() for t in tokens]
-    if intro in ("who", "which"):
-        return _first_verb(tokens, 0, base_ok=True)
-    first = words[0]
-    if first in _SELF_WORDS or first in actor or first == "i":
-        return None
-    if first in _PRONOUNS:
-        return _first_verb(tokens, 1, base_ok=first in {"they", "everyone", "nobody", "everybody"} or first == "they")
-    if first in _DETERMINERS or (tokens[0][0][:1].isupper() and first not in _NOT_ACTOR):
-        for k in range(1, min(len(tokens), 5)):
-            word, prev = words[k], words[k - 1]
-            if word in _FUNCTION or word in _NOT_VERBS:
-                return None
-            if prev.endswith("'s"):
-                continue
-            if k >= 2 or (k == 1 and first not in _DETERMINERS):
-                if _looks_finite(word) and not prev.endswith("s"):
-                    return tokens[k]
-                if prev.endswith("s") and k >= 2 and not prev.endswith("ss") and not word.endswith("ly"):
-                    return tokens[k]
-    return None
-
-
-def _first_verb(tokens: list[tuple[str, int, int]], start: int, base_ok: bool) -> tuple[str, int, int] | None:
-    for tok in tokens[start:start + 3]:
-        word = tok[0].lower()
-        if word in _ADVERBS or word.endswith("ly"):
-            continue
-        if word in _NOT_VERBS or word in _FUNCTION:
-            return None
-        return tok if (base_ok or _looks_finite(word)) else None
-    return None
-
-
-def _looks_finite(word: str) -> bool:
-    """A third-person present (-s) or past (-ed) verb form, roughly."""
-    if word in _NOT_VERBS or word.endswith(("ss", "us", "'s", "ous")):
-        return False
-    return word.endswith(("s", "ed"))
-
-
-def _violation(kind: Kind, text: str, start: int, end: int, reason: str) -> Violation:
-    return {"kind": kind, "match": text[start:end], "start": start, "end": end, "reason": reason}
-
-
-def _dedupe(found: list[Violation]) -> list[Violation]:
-    """Drop matches that lie inside an earlier, longer one."""
-    kept: list[Violation] = []
-    for v in found:
-        if any(k["start"] <= v["start"] and v["end"] <= k["end"] for k in kept):
-            continue
-        kept.append(v)
-    return kept
 
 
 # --------------------------------------------------------------------------- retries
