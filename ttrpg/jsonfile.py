@@ -268,3 +268,16 @@ def load_json_file(path: str | os.PathLike, what: str = "JSON file", *, error: t
         raise error(f"Cannot read {what} {file}: {exc.strerror or exc}.",
                     hint=f"Check the path and its permissions; the {what} must be readable.") from None
     return loads(data, what=what, source=str(file), error=error, max_bytes=max_bytes, max_depth=max_depth)
+
+
+def unknown_keys(data: dict, allowed, what: str = "key") -> str | None:
+    """``None`` when every key of ``data`` is in ``allowed``; else the message naming the
+    strangers and what is allowed, for a loader's one-line error::
+
+        >>> unknown_keys({"turns": [], "narative": 1}, {"turns", "repeat"})
+        "unknown key(s) 'narative'; allowed: repeat, turns."
+    """
+    unknown = set(data) - set(allowed)
+    if not unknown:
+        return None
+    return f"unknown {what}(s) {', '.join(sorted(map(repr, unknown)))}; allowed: {', '.join(sorted(allowed))}."

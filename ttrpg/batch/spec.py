@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ttrpg import defaults
 from ttrpg.exceptions import ConfigError
+from ttrpg.jsonfile import unknown_keys
 
 OFFLINE = "offline"
 DM_KINDS = ("rules", "llm")
@@ -150,9 +151,8 @@ def build_matrix(raw: dict, base_dir: Path | None = None) -> Matrix:
     """Check a matrix (the file's object with the flags merged in) and expand its conditions."""
     if not isinstance(raw, dict):
         _fail("the matrix must be a JSON object.")
-    unknown = set(raw) - MATRIX_KEYS
-    if unknown:
-        _fail(f"unknown matrix key(s) {', '.join(sorted(map(repr, unknown)))}; allowed: {', '.join(sorted(MATRIX_KEYS))}.")
+    if unknown := unknown_keys(raw, MATRIX_KEYS, "matrix key"):
+        _fail(unknown)
     batch_id = raw.get("batch_id")
     if batch_id is not None and (not isinstance(batch_id, str) or not BATCH_ID_RE.match(batch_id)):
         _fail(f"batch id {str(batch_id)[:60]!r} is not valid.",

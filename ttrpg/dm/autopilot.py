@@ -67,7 +67,7 @@ from typing import Any
 from ttrpg import defaults
 from ttrpg.dm.script import judge_approach
 from ttrpg.exceptions import ConfigError, DMScriptError, LLMTransientError
-from ttrpg.jsonfile import load_json_file, loads
+from ttrpg.jsonfile import load_json_file, loads, unknown_keys
 from ttrpg.llm.client import complete
 from ttrpg.offline.dm_voice import (
     DM_PROMPT_MARKER,
@@ -201,9 +201,8 @@ def validate_scenario(data: Any, where: str = "Scenario") -> dict:
 
     if not isinstance(data, dict):
         fail('the top level must be an object with a "scenes" list, e.g. {"scenes": [{"narration": "..."}]}.')
-    unknown = set(data) - _SCENARIO_KEYS
-    if unknown:
-        fail(f"unknown key(s) {', '.join(sorted(map(repr, unknown)))}; allowed: {', '.join(sorted(_SCENARIO_KEYS))}.")
+    if unknown := unknown_keys(data, _SCENARIO_KEYS):
+        fail(unknown)
     scenes = data.get("scenes")
     if not isinstance(scenes, list) or not scenes:
         fail('needs a non-empty "scenes" list, e.g. "scenes": [{"narration": "A distress call..."}].')

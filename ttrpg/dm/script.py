@@ -44,7 +44,7 @@ from pathlib import Path
 
 from ttrpg import defaults
 from ttrpg.exceptions import DMScriptError
-from ttrpg.jsonfile import load_json_file
+from ttrpg.jsonfile import load_json_file, unknown_keys
 from ttrpg.turn import questions
 
 _LASERS = re.compile(r"\b(scan|hack|calculat|analy[sz]|repair|fix|pilot|fly|aim|shoot|fire|reroute|engine|"
@@ -86,9 +86,8 @@ def validate_script(data, where: str = "DM script") -> dict:
 
     if not isinstance(data, dict):
         fail("the top level must be an object with a \"turns\" list.")
-    unknown = set(data) - _SCRIPT_KEYS
-    if unknown:
-        fail(f"unknown key(s) {', '.join(sorted(map(repr, unknown)))}; allowed: {', '.join(sorted(_SCRIPT_KEYS))}.")
+    if unknown := unknown_keys(data, _SCRIPT_KEYS):
+        fail(unknown)
     turns = data.get("turns")
     if not isinstance(turns, list) or not turns:
         fail("needs a non-empty \"turns\" list.")

@@ -72,7 +72,7 @@ exec(compile(_pipe.read(int(_size)), '<ttrpg-horse>', 'exec'))
 """
 
 # Preceded by assignments of _PATH, _PRELOAD, _PAYLOAD, _REDIS, _KEY, _SERIALIZER, _NAME, _LOG_LEVEL.
-# Imports the preloads, rebuilds the worker's settings and defines _prctl. Shared by the warm
+# Imports the preloads, rebuilds the worker's settings and defines _prctl and _find_worker. Shared by the warm
 # horse (below) and the fork server's template (ttrpg.fleet.forkserver).
 HORSE_SETUP = """
 import json, pickle
@@ -108,6 +108,15 @@ def _prctl(option, value):
             _libc.prctl(option, value, 0, 0, 0)
         except Exception:
             pass
+
+def _find_worker(connection):
+    return worker_class.find_by_key(
+        _KEY,
+        connection=connection,
+        job_class=worker_attributes['job_class'],
+        queue_class=worker_attributes['queue_class'],
+        serializer=_SERIALIZER,
+    )
 """
 
 # Before its job exists, a waiting horse connects and reads its worker's record (RQ's
@@ -118,13 +127,7 @@ redis = Redis(**_REDIS)
 worker = None
 try:
     redis.ping()  # connect now; redis-py reconnects by itself if Redis restarts meanwhile
-    worker = worker_class.find_by_key(
-        _KEY,
-        connection=redis,
-        job_class=worker_attributes['job_class'],
-        queue_class=worker_attributes['queue_class'],
-        serializer=_SERIALIZER,
-    )
+    worker = _find_worker(redis)
 except Exception:
     worker = None
 """
@@ -141,13 +144,7 @@ os.environ['RQ_JOB_ID'] = _job['job']
 os.environ['RQ_EXECUTION_ID'] = _job['execution']
 
 if not worker:
-    worker = worker_class.find_by_key(
-        _KEY,
-        connection=redis,
-        job_class=worker_attributes['job_class'],
-        queue_class=worker_attributes['queue_class'],
-        serializer=_SERIALIZER,
-    )
+    worker = _find_worker(redis)
 if not worker:
     sys.exit(1)
 for name, value in worker_attributes.items():

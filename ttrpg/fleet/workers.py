@@ -196,7 +196,25 @@ class _TTRPGWorkerMixin:
             self._after_idle_heartbeat()
 
     def _after_idle_heartbeat(self) -> None:
-        """Hook: called in the worker (not the horse) after every plain heartbeat."""
+        """Called in the worker (not the horse) after every plain heartbeat."""
+        if self._state == WorkerStatus.IDLE:
+            self._keep_ready()
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+        self._keep_ready()
+        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def _keep_ready(self) -> None:
+        """Hook: prepare, while idle, what the next job's process needs (a waiting horse, a template)."""
+
+    def _hand_off_line(self, job, queue) -> bytes:
+        """RQ's horse environment, set here as RQ's SpawnWorker does, and the one line that names
+        the job to a process waiting for it (job id, execution id, queue)."""
+        os.environ["RQ_WORKER_ID"] = self.name
+        os.environ["RQ_JOB_ID"] = job.id
+        os.environ["RQ_EXECUTION_ID"] = self.execution.id  # type: ignore[attr-defined]
+        return (json.dumps({"job": job.id, "execution": self.execution.id,  # type: ignore[attr-defined]
+                            "queue": queue.name}) + "\n").encode()
 
 
 class AllowListedSimpleWorker(_TTRPGWorkerMixin, SimpleWorker):
@@ -269,21 +287,13 @@ class AllowListedSpawnWorker(_TTRPGWorkerMixin, SpawnWorker):
         self._waiting_horse = spawn_horse(self, self.horse_preload)
         self.log.debug("Worker %s: pre-spawned horse %s", self.name, self._waiting_horse.pid)
 
-    def _after_idle_heartbeat(self) -> None:
-        if self._state == WorkerStatus.IDLE:
-            self._ensure_waiting_horse()
-
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+    def _keep_ready(self) -> None:
         self._ensure_waiting_horse()
-        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     # -- dispatch -------------------------------------------------------------------------
     def fork_work_horse(self, job, queue):
         """Hand the job to the waiting horse (or spawn one now): one line on a pipe."""
-        os.environ["RQ_WORKER_ID"] = self.name
-        os.environ["RQ_JOB_ID"] = job.id
-        os.environ["RQ_EXECUTION_ID"] = self.execution.id  # type: ignore[union-attr]
-        line = (json.dumps({"job": job.id, "execution": self.execution.id, "queue": queue.name}) + "\n").encode()
+        line = self._hand_off_line(job, queue)
 
         horse = self._waiting_horse if self._waiting_horse_alive() else None
         self._waiting_horse = None
@@ -410,21 +420,13 @@ class ForkServerWorker(_TTRPGWorkerMixin, Worker):
             self.log.debug("Worker %s: started template %s", self.name, template.pid)
         return template
 
-    def _after_idle_heartbeat(self) -> None:
-        if self._state == WorkerStatus.IDLE:
-            self._ensure_template()
-
-    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):
+    def _keep_ready(self) -> None:
         self._ensure_template()
-        return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
 
     # -- dispatch and monitoring ----------------------------------------------------------
     def fork_work_horse(self, job, queue):
         """Hand the job to the template's ready child: one line on a pipe, one line back."""
-        os.environ["RQ_WORKER_ID"] = self.name
-        os.environ["RQ_JOB_ID"] = job.id
-        os.environ["RQ_EXECUTION_ID"] = self.execution.id  # type: ignore[union-attr]
-        line = (json.dumps({"job": job.id, "execution": self.execution.id, "queue": queue.name}) + "\n").encode()
+        line = self._hand_off_line(job, queue)
         pid = 0
         for attempt in (1, 2):
             template = self._ensure_template()

@@ -79,6 +79,24 @@ def dispatch(classes=CLASSES, n: int = 15, settings: Settings | None = None, bac
     return {cls: measure_dispatch(cls, n, settings, back_to_back=back_to_back) for cls in classes}
 
 
+def _bench_session(settings: Settings | None, players: int, tag: str, seed: int):
+    """What a benchmark session needs: Redis, the default party cut to ``players``, the built-in
+    DM script, a new session id, settings with a queue of its own, the zero-latency offline model."""
+    settings = settings or get_settings()
+    party = default_party().to_state()
+    party["players"] = party["players"][:players]
+    settings_q = Settings(**{**settings.__dict__, "queue": f"bench-{uuid.uuid4().hex[:8]}"})
+    return (get_redis(settings), party, builtin_script(), f"bench-{tag}-{uuid.uuid4().hex[:8]}", settings_q,
+            make_config(settings=settings_q, offline=True, seed=seed))
+
+
+def _turn_times_ms(redis, sid: str) -> list[float]:
+    """Wall time of each turn after the first: between consecutive ``turn_completed`` events."""
+    done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
+    stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in done]
+    return [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+
+
 def turn(worker_class: str, players: int, turns: int = 4, settings: Settings | None = None) -> dict:
     """Wall time of one turn at zero model latency: ``players`` AI players, as many workers.
 
@@ -86,21 +104,12 @@ def turn(worker_class: str, players: int, turns: int = 4, settings: Settings | N
     time between consecutive ``turn_completed`` events (the first turn, which also starts
     the workers' processes, is left out).
     """
-    settings = settings or get_settings()
-    redis = get_redis(settings)
-    party = default_party().to_state()
-    party["players"] = party["players"][:players]
-    script = builtin_script()
-    sid = f"bench-turn-{uuid.uuid4().hex[:8]}"
-    settings_q = Settings(**{**settings.__dict__, "queue": f"bench-{uuid.uuid4().hex[:8]}"})
-    llm = make_config(settings=settings_q, offline=True, seed=5)
+    redis, party, script, sid, settings_q, llm = _bench_session(settings, players, "turn", seed=5)
     try:
         with local_workers(players, [settings_q.queue], worker_class, settings_q):
             play.start(session_id=sid, campaign_id=sid, party=party, llm=llm, dm=ScriptDM(script), ui=_Quiet(),
                        dm_script=script, max_turns=turns, seed=5, workers=0, settings=settings_q)
-        done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
-        stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in done]
-        samples = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+        samples = _turn_times_ms(redis, sid)
     finally:
         _forget_session(redis, sid, checkpoints=True)
     return {"worker_class": worker_class, "players": players, "turn_ms": _stats(samples, 0)}
@@ -190,15 +199,8 @@ class _Quiet:
 
 def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | None = None) -> dict:
     """One long session, zero-latency model: per-turn wall time early vs late, and resume cost."""
-    settings = settings or get_settings()
-    redis = get_redis(settings)
-    party = default_party().to_state()
-    party["players"] = party["players"][:players]
-    script = builtin_script()
-    sid = f"bench-turns-{uuid.uuid4().hex[:8]}"
-    queue = f"bench-{uuid.uuid4().hex[:8]}"
-    settings_q = Settings(**{**settings.__dict__, "queue": queue})
-    llm = make_config(settings=settings_q, offline=True, seed=3)
+    redis, party, script, sid, settings_q, llm = _bench_session(settings, players, "turns", seed=3)
+    queue = settings_q.queue
     resume_ms: dict[str, float] = {}
     with local_workers(players, [queue], defaults.WORKER_CLASS, settings_q):
         try:
@@ -215,9 +217,7 @@ def turns_and_resume(turns: int = 100, players: int = 2, settings: Settings | No
                 pass
             resume_ms[f"turn_{stop}"] = _resume_cost(redis, sid, settings_q)
             storage[f"turn_{stop}"] = _checkpoint_bytes(redis, sid)
-    done = [e for e in events.all_events(redis, sid) if e["event_type"] == "turn_completed"]
-    stamps = [datetime.fromisoformat(e["timestamp"]).timestamp() for e in done]
-    per_turn = [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
+    per_turn = _turn_times_ms(redis, sid)
     k = max(3, min(5, len(per_turn) // 4))
     early, late = _stats(per_turn[:k]), _stats(per_turn[-k:])
     _forget_session(redis, sid)
