@@ -92,6 +92,13 @@ if _WARM_UP:
         sys.stderr.write('ttrpg horse: warm-up failed (jobs start slower): %r\\n' % (_exc,))
 from redis import Redis
 from rq.executions import Execution
+try:
+    from redis.driver_info import DriverInfo
+    # Built once: redis-py otherwise reads its own version from the package metadata on disk for
+    # every client it constructs (about 5 ms and 500 page faults in each forked child).
+    _REDIS = {**_REDIS, 'driver_info': DriverInfo()}
+except ImportError:  # an older redis-py, which has no DriverInfo
+    pass
 worker_class, worker_attributes = pickle.loads(_PAYLOAD)
 if _LOG_LEVEL:
     import logging
@@ -122,8 +129,10 @@ def _find_worker(connection):
 # Before its job exists, a waiting horse connects and reads its worker's record (RQ's
 # SpawnWorker horse does this after the job arrived: one Redis round trip and some parsing
 # less on the way to the job). Best effort: if Redis is away, HORSE_JOB does it later.
+# A fork server's child finds the (never connected) client its template built in _CLIENT:
+# redis-py gives it a fresh connection pool in the new process.
 HORSE_PREPARE = """
-redis = Redis(**_REDIS)
+redis = _CLIENT if '_CLIENT' in globals() else Redis(**_REDIS)
 worker = None
 try:
     redis.ping()  # connect now; redis-py reconnects by itself if Redis restarts meanwhile
