@@ -50,3 +50,16 @@ def test_drill_runs_one_trial_of_each_kind_and_loses_nothing():
     assert result.returncode == 0
     faults = next(r for r in out["results"] if r["kind"] == "llm_faults")
     assert faults["llm_retries"] > 0  # the faults really happened and were retried
+
+
+def test_the_compared_classes_play_alternating_sessions_whose_turns_are_pooled(redis_client):
+    from ttrpg.ops.bench import turns_per_class
+
+    seen = []
+    figures = turns_per_class(("forkserver", "simple"), party_sizes=(2,), turns=3, rounds=2, progress=seen.append)
+    row = figures["2_players"]
+    assert [r["sessions"] for r in row.values()] == [2, 2]
+    assert all(r["turn_ms"]["n"] == 4 for r in row.values())  # 2 sessions x (3 turns - the first)
+    classes = [m.split(", ")[2].split()[0] for m in seen]
+    assert classes == ["forkserver", "simple", "forkserver", "simple"]
+    assert row["simple"]["ratio_to_simple"] == 1.0 and row["forkserver"]["ratio_to_simple"] > 0

@@ -13,7 +13,8 @@ Figures:
   is seen (how the phases of a turn follow each other), per worker class.
 * ``turn``: one turn of a session at zero model latency (the offline model), 2 and 4
   players, per worker class: what the orchestration itself costs; ``ratio_to_simple`` compares
-  each class with ``simple`` (jobs inside the worker, no isolation) measured in the same run.
+  each class with ``simple`` (jobs inside the worker, no isolation) measured in the same run
+  (the default class and ``simple`` play three alternating sessions each, turns pooled).
 * ``fanout``: 4 players, 1000 ms offline latency each, 4 workers of the default class: wall
   time and the ratio to the ideal 1000 ms (sequential would be 4000 ms).
 * ``checkpoint_put``: one RedisSaver checkpoint write with a realistic turn state, p50/p99.
@@ -97,6 +98,18 @@ def _turn_times_ms(redis, sid: str) -> list[float]:
     return [(b - a) * 1000 for a, b in zip(stamps, stamps[1:])]
 
 
+def _turn_samples(worker_class: str, players: int, turns: int, settings: Settings | None) -> list[float]:
+    """Per-turn wall times (ms) of one zero-latency session on ``players`` fresh workers of ``worker_class``."""
+    redis, party, script, sid, settings_q, llm = _bench_session(settings, players, "turn", seed=5)
+    try:
+        with local_workers(players, [settings_q.queue], worker_class, settings_q):
+            play.start(session_id=sid, campaign_id=sid, party=party, llm=llm, dm=ScriptDM(script), ui=_Quiet(),
+                       dm_script=script, max_turns=turns, seed=5, workers=0, settings=settings_q)
+        return _turn_times_ms(redis, sid)
+    finally:
+        _forget_session(redis, sid, checkpoints=True)
+
+
 def turn(worker_class: str, players: int, turns: int = 4, settings: Settings | None = None) -> dict:
     """Wall time of one turn at zero model latency: ``players`` AI players, as many workers.
 
@@ -104,27 +117,32 @@ def turn(worker_class: str, players: int, turns: int = 4, settings: Settings | N
     time between consecutive ``turn_completed`` events (the first turn, which also starts
     the workers' processes, is left out).
     """
-    redis, party, script, sid, settings_q, llm = _bench_session(settings, players, "turn", seed=5)
-    try:
-        with local_workers(players, [settings_q.queue], worker_class, settings_q):
-            play.start(session_id=sid, campaign_id=sid, party=party, llm=llm, dm=ScriptDM(script), ui=_Quiet(),
-                       dm_script=script, max_turns=turns, seed=5, workers=0, settings=settings_q)
-        samples = _turn_times_ms(redis, sid)
-    finally:
-        _forget_session(redis, sid, checkpoints=True)
-    return {"worker_class": worker_class, "players": players, "turn_ms": _stats(samples, 0)}
+    samples = _turn_samples(worker_class, players, turns, settings)
+    return {"worker_class": worker_class, "players": players, "sessions": 1, "turn_ms": _stats(samples, 0)}
 
 
 def turns_per_class(classes=CLASSES, party_sizes=(2, 4), turns: int = 4, settings: Settings | None = None,
-                    progress=None) -> dict:
-    """:func:`turn` for every class and party size, and each one's ratio to ``simple``."""
+                    progress=None, rounds: int = 1) -> dict:
+    """:func:`turn` for every class and party size, and each one's ratio to ``simple``.
+
+    The default class and ``simple``, whose ratio is the figure that matters, play ``rounds``
+    sessions each, alternating (default, simple, default, simple...), and their turns are
+    pooled: a slow spell of a shared machine then weighs on both alike instead of on one.
+    Every other class plays one session.
+    """
     say = progress or (lambda msg: None)
+    compared = [cls for cls in (defaults.WORKER_CLASS, "simple") if cls in classes]
     out: dict = {}
     for players in party_sizes:
-        row = {}
-        for cls in classes:
-            say(f"zero-latency turn, {players} players, {cls} workers")
-            row[cls] = turn(cls, players, turns, settings)
+        samples: dict[str, list[float]] = {cls: [] for cls in classes}
+        sessions: dict[str, int] = {cls: 0 for cls in classes}
+        order = [cls for cls in classes if cls not in compared] + compared * max(1, rounds)
+        for cls in order:
+            say(f"zero-latency turn, {players} players, {cls} workers (session {sessions[cls] + 1})")
+            samples[cls] += _turn_samples(cls, players, turns, settings)
+            sessions[cls] += 1
+        row = {cls: {"worker_class": cls, "players": players, "sessions": sessions[cls],
+                     "turn_ms": _stats(samples[cls], 0)} for cls in classes}
         simple = row.get("simple", {}).get("turn_ms", {}).get("median")
         for figures in row.values():
             figures["ratio_to_simple"] = round(figures["turn_ms"]["median"] / simple, 2) if simple else None
@@ -273,7 +291,8 @@ def run(quick: bool = False, settings: Settings | None = None, progress=None) ->
     out["dispatch"] = dispatch(CLASSES, n=4 if quick else 15, settings=settings)
     say("back-to-back dispatch per worker class")
     out["back_to_back"] = dispatch(classes, n=8 if quick else 40, settings=settings, back_to_back=True)
-    out["turn"] = turns_per_class(classes, turns=2 if quick else 5, settings=settings, progress=say)
+    out["turn"] = turns_per_class(classes, turns=2 if quick else 5, settings=settings, progress=say,
+                                 rounds=1 if quick else 3)
     say("fan-out efficiency")
     out["fanout"] = fanout(runs=2 if quick else 5, settings=settings)
     say("checkpoint writes")
