@@ -38,6 +38,7 @@ def test_bench_quick_reports_every_figure():
     assert turns["checkpoint_storage_bytes"]["turn_3"] > 0
     assert set(f["resume"]) >= {"unit", "turn_3"}
     assert f["memory_query"] is None or f["memory_query"]["median_ms"] > 0
+    assert f["overreach_check"]["lines"] == 50 and 0 < f["overreach_check"]["median"] <= f["overreach_check"]["p90"]
 
 
 def test_drill_runs_one_trial_of_each_kind_and_loses_nothing():

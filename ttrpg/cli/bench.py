@@ -15,7 +15,7 @@ def bench(
     quick: bool = typer.Option(False, "--quick", help="Fewer repetitions, two worker classes for the turn, a short session (about two minutes)."),
 ) -> None:
     """Measure start-up, job dispatch per worker class (idle and back-to-back), the zero-latency turn
-    per worker class, fan-out, checkpoints, turn overhead, resume, memory queries."""
+    per worker class, fan-out, checkpoints, turn overhead, resume, the overreach check, memory queries."""
     from ttrpg.ops import bench as lib
 
     with err().status("benchmarking...") as status:
@@ -78,6 +78,10 @@ def render(f: dict):
     for k, v in r.items():
         if k != "unit":
             t.add_row(f"resume at {k.replace('_', ' ')}", f"{v} ms", "", "")
+    o = f.get("overreach_check")
+    if o:
+        t.add_row("overreach check, one character action", f"{o['median']} ms", f"p90 {o['p90']}",
+                  f"{o['lines']} offline-model lines")
     m = f.get("memory_query")
     if m:
         t.add_row(f"memory query ({m.get('memories', m.get('n'))} memories)", f"{m['median_ms']} ms",

@@ -22,6 +22,7 @@ Figures:
   first turns and at the last turns (turn 100 in the full run), and their ratio.
 * ``resume``: time for ``ttrpg resume`` to load a session and be ready to ask the DM, at
   turn 3 and at the last turn.
+* ``overreach_check``: the overreach check on one character action (it runs on every one).
 * ``memory_query``: query latency with 10,000 memories in a campaign.
 """
 
@@ -279,6 +280,37 @@ def memory_query(n: int = 10_000, settings: Settings | None = None) -> dict:
     return memory_benchmark.bench_query(get_redis(settings or get_settings()), n=n)
 
 
+def overreach_check(lines: int = 200, passes: int = 5) -> dict:
+    """Time of the overreach check on one character action, in ms (it runs on every action).
+
+    The actions are the offline model's, each with its own seed, scene and directive, and each
+    is checked with :func:`ttrpg.game.validation.find_overreach`; the median pass gives the
+    time per line (p90 is over the passes).
+    """
+    from ttrpg.game.validation import find_overreach
+    from ttrpg.offline.voice import offline_reply
+    from ttrpg.prompts import builders
+
+    players = default_party().to_state()["players"]
+    scenes = ["Sirens wail as the pirate corvette docks beside the Raptor.",
+              "The ambassador's yacht drifts, lights dark, a single hatch open.",
+              "A mining drone swarm circles the cargo bay doors."]
+    texts = []
+    for i in range(lines):
+        entry = players[i % len(players)]
+        messages = builders.character_action_messages(entry, None, scenes[i % len(scenes)],
+                                                      "Get the crew to safety.", [], [])
+        texts.append(offline_reply(messages, seed=i))
+    find_overreach(texts[0])
+    per_line = []
+    for _ in range(passes):
+        start = time.perf_counter()
+        for text in texts:
+            find_overreach(text)
+        per_line.append((time.perf_counter() - start) * 1000 / len(texts))
+    return {**_stats(per_line, 3), "lines": len(texts)}
+
+
 def run(quick: bool = False, settings: Settings | None = None, progress=None) -> dict:
     """All figures; ``quick`` shrinks repetitions and the long session (for tests and CI)."""
     settings = settings or get_settings()
@@ -299,6 +331,8 @@ def run(quick: bool = False, settings: Settings | None = None, progress=None) ->
     out["checkpoint_put"] = checkpoint_put(40 if quick else 200, settings)
     say("turn overhead and resume (one long session)")
     out.update(turns_and_resume(turns=8 if quick else 100, settings=settings))
+    say("overreach check")
+    out["overreach_check"] = overreach_check(50 if quick else 200, 3 if quick else 5)
     say("memory query latency")
     out["memory_query"] = memory_query(1_000 if quick else 10_000, settings)
     return out

@@ -11,6 +11,9 @@ Checks before writing: known sources and kinds, a kind exactly when ``overreach`
 duplicate text (case- and whitespace-insensitive) within the pool, and no text copied from the
 older corpus ``tests/data/overreach_corpus.jsonl``.
 
+Both parts have since been used to write the detector's rules (the test part after it was scored
+once); the held-out part is now ``fresh.jsonl`` (see ``check_fresh.py``).
+
 Run: ``.venv/bin/python tests/data/overreach/build_corpus.py``
 """
 
