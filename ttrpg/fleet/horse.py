@@ -95,11 +95,12 @@ from rq.exceptions import NoSuchJobError
 from rq.executions import Execution
 from rq.job import parse_job_id
 try:
-    from redis.driver_info import DriverInfo
-    # Built once: redis-py otherwise reads its own version from the package metadata on disk for
-    # every client it constructs (about 5 ms and 500 page faults in each forked child).
-    _REDIS = {**_REDIS, 'driver_info': DriverInfo()}
-except ImportError:  # an older redis-py, which has no DriverInfo
+    import redis.driver_info
+    # No driver info: redis-py otherwise reads its own version from the package metadata on disk
+    # for every client it builds (about 5 ms and 500 page faults in each forked child) and sends two
+    # CLIENT SETINFO round trips on every connection, which a one-job process does not need.
+    _REDIS = {**_REDIS, 'driver_info': None}
+except ImportError:  # an older redis-py: no driver info, no CLIENT SETINFO
     pass
 worker_class, worker_attributes = pickle.loads(_PAYLOAD)
 if _LOG_LEVEL:
