@@ -159,7 +159,6 @@ def _fill():
         _ready.append(_fork_ready())
 
 
-_CLIENT = Redis(**_REDIS)  # configuration only: the template itself never connects
 gc.collect()
 gc.freeze()  # the children's reference counts then dirty fewer shared pages
 _ready = []  # oldest first: the one most surely done preparing takes the next job

@@ -102,6 +102,9 @@ try:
     _REDIS = {**_REDIS, 'driver_info': None}
 except ImportError:  # an older redis-py: no driver info, no CLIENT SETINFO
     pass
+# Configuration only, never connected here: a fork server's children inherit it from their template
+# (redis-py gives each process a fresh connection pool) instead of each building its own.
+_CLIENT = Redis(**_REDIS)
 worker_class, worker_attributes = pickle.loads(_PAYLOAD)
 if _LOG_LEVEL:
     import logging
@@ -132,10 +135,8 @@ def _find_worker(connection):
 # Before its job exists, a waiting horse connects and reads its worker's record (RQ's
 # SpawnWorker horse does this after the job arrived: one Redis round trip and some parsing
 # less on the way to the job). Best effort: if Redis is away, HORSE_JOB does it later.
-# A fork server's child finds the (never connected) client its template built in _CLIENT:
-# redis-py gives it a fresh connection pool in the new process.
 HORSE_PREPARE = """
-redis = _CLIENT if '_CLIENT' in globals() else Redis(**_REDIS)
+redis = _CLIENT
 worker = None
 try:
     redis.ping()  # connect now; redis-py reconnects by itself if Redis restarts meanwhile

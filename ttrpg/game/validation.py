@@ -195,9 +195,8 @@ _PLURAL_NOUNS = _ws("people men women children police crew crowd")
 
 # Verb classes (base forms).
 _INTENT_V = _lex("intent_v")
-_COMPLEMENT = _lex("complement")
 _SPEECH = _lex("speech")  # manner of speaking too: "growls that the pirates picked the wrong ship" is speech
-_COMPLEMENT = _COMPLEMENT | _SPEECH
+_COMPLEMENT = _lex("complement") | _SPEECH
 _HEDGE_NOUNS = _lex("hedge_nouns")
 _REQUEST = _lex("request")
 _HOPE_LIKE = _lex("hope_like")

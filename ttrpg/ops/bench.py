@@ -111,20 +111,14 @@ def _turn_samples(worker_class: str, players: int, turns: int, settings: Setting
         _forget_session(redis, sid, checkpoints=True)
 
 
-def turn(worker_class: str, players: int, turns: int = 4, settings: Settings | None = None) -> dict:
-    """Wall time of one turn at zero model latency: ``players`` AI players, as many workers.
-
-    Plays ``turns`` turns of the built-in DM script with the offline model and takes the
-    time between consecutive ``turn_completed`` events (the first turn, which also starts
-    the workers' processes, is left out).
-    """
-    samples = _turn_samples(worker_class, players, turns, settings)
-    return {"worker_class": worker_class, "players": players, "sessions": 1, "turn_ms": _stats(samples, 0)}
-
-
 def turns_per_class(classes=CLASSES, party_sizes=(2, 4), turns: int = 4, settings: Settings | None = None,
                     progress=None, rounds: int = 1) -> dict:
-    """:func:`turn` for every class and party size, and each one's ratio to ``simple``.
+    """Wall time of one turn at zero model latency, per class and party size (``players`` AI players,
+    as many workers), and each class's ratio to ``simple``.
+
+    A session plays ``turns`` turns of the built-in DM script with the offline model; the time
+    between consecutive ``turn_completed`` events is one sample (the first turn, which also starts
+    the workers' processes, is left out).
 
     The default class and ``simple``, whose ratio is the figure that matters, play ``rounds``
     sessions each, alternating (default, simple, default, simple...), and their turns are
