@@ -233,13 +233,19 @@ def narration_nouns(text: str, exclude: Sequence[str] = ()) -> tuple[list[str], 
     return names, things
 
 
+# Compiled at import: a forked horse inherits them instead of compiling them for its one job.
+_ROUND = re.compile(r"^Round \d+,\s*")
+_PROPOSAL = re.compile(r"PROPOSAL:\s*([^|]+)")
+_VOTE = re.compile(r"VOTE:\s*(\w+)")
+
+
 def table_talk(p: Prompt) -> list[dict[str, str]]:
     """``[{who, proposal, vote}]``: the table talk so far, one row per line, oldest first."""
     rows = []
     for line in p.items(SEC_TABLE_TALK):
-        who = re.sub(r"^Round \d+,\s*", "", line.split(" says", 1)[0]).strip()
-        prop = re.search(r"PROPOSAL:\s*([^|]+)", line)
-        vote = re.search(r"VOTE:\s*(\w+)", line)
+        who = _ROUND.sub("", line.split(" says", 1)[0]).strip()
+        prop = _PROPOSAL.search(line)
+        vote = _VOTE.search(line)
         rows.append({"who": who, "proposal": prop.group(1).strip() if prop else "",
                      "vote": vote.group(1).lower() if vote else ""})
     return rows

@@ -307,14 +307,35 @@ def _to_third_person(text: str, name: str) -> str:
     return text
 
 
+_ORDER = re.compile(r"(have|tell|get|let|make|ask)\s+", re.I)
+_AFTER_ORDERED = re.compile(r"\s+(to\s+)?", re.I)
+_AFTER_NAMED = re.compile(r"\s*,?\s*((should|must|will|needs to|can|could|has to)\s+)?", re.I)
+
+
+def _strip_addressee(d: str, name: str) -> str:
+    """``"Have Zix scan the hull"`` / ``"Zix, scan the hull"`` -> ``"scan the hull"``.
+
+    ``d`` is whitespace-normalized. The patterns do not contain the name, so they are compiled
+    once, at import, rather than once per character: a forked horse runs one job and would
+    otherwise compile them anew.
+    """
+    key, size = name.lower(), len(name)
+    ordered = _ORDER.match(d)
+    if ordered and d[ordered.end():ordered.end() + size].lower() == key:
+        after = _AFTER_ORDERED.match(d, ordered.end() + size)
+        if after:
+            d = d[after.end():]
+    if d[:size].lower() == key:
+        d = d[_AFTER_NAMED.match(d, size).end():]
+    return d
+
+
 def _action_from_directive(directive: str, name: str) -> str:
     """The verb phrase of a directive: "Have Zix scan the hull, quickly." -> "scan the hull, quickly"."""
     d = " ".join(directive.split())
     d = _first_sentence(d) or d
     d = d.strip(" \"'").rstrip(".!")
-    n = re.escape(name)
-    d = re.sub(rf"^(have|tell|get|let|make|ask)\s+{n}\s+(to\s+)?", "", d, flags=re.I)
-    d = re.sub(rf"^{n}\s*,?\s*((should|must|will|needs to|can|could|has to)\s+)?", "", d, flags=re.I)
+    d = _strip_addressee(d, name)
     d = re.sub(r"^(please|you should|you must|try to|attempt to|go and|i want you to)\s+", "", d, flags=re.I)
     d = re.sub(r"^(please|try to|attempt to)\s+", "", d, flags=re.I)
     words = d.split()
