@@ -20,9 +20,13 @@ CORPUS = DATA / "overreach_corpus.jsonl"
 #: Labelled independently of the detector, and used to write its rules: the dev and (first) test parts
 #: of tests/data/overreach/ (build_corpus.py); the test part's misses were studied once it had been scored.
 DEVELOPMENT = (DATA / "overreach" / "dev.jsonl", DATA / "overreach" / "test.jsonl")
-#: The held-out part: labelled by meaning and committed before the rules it scores were final; no
-#: rule was written while looking at it (tests/data/overreach/check_fresh.py says how it was made).
-HELD_OUT = DATA / "overreach" / "fresh.jsonl"
+#: The first held-out part: labelled by meaning and committed before the rules it scores were final;
+#: no rule was written while looking at it (check_fresh.py says how it was made). Its misses have
+#: since been read, so it is no longer the honest measure.
+FIRST_HELD_OUT = DATA / "overreach" / "fresh.jsonl"
+#: The held-out part: labelled by meaning, committed after the rules were final, and scored once;
+#: no rule has been written since (check_fresh2.py says how it was made).
+HELD_OUT = DATA / "overreach" / "fresh2.jsonl"
 
 
 def test_corpus_is_big_varied_and_balanced():
@@ -62,19 +66,27 @@ def test_precision_and_recall_on_the_development_parts_of_the_independent_corpus
 
 
 def test_precision_and_recall_on_the_held_out_part():
-    """Scored as it is. The goal is 0.95 / 0.95; measured on 433 fresh lines when the rules had been
-    written against the development parts only: precision 0.880, recall 0.742 (the rules before
-    them: 0.888 / 0.654). This guards that level until the goal is reached; its misses are
-    printed (``pytest -s``)."""
+    """Scored as it is. The goal is 0.95 / 0.95; measured on 425 lines nobody tuned for: precision
+    0.879, recall 0.731 (a learned second stage over the rules' clause analysis, trained on the
+    other 1,205 lines, scored 0.867 / 0.750 there and was not kept). This guards that level until
+    the goal is reached; its misses are printed (``pytest -s``)."""
     result = evaluate(HELD_OUT)
     _report("held-out part", result)
     assert result["tp"] + result["fn"] >= 200 and result["tn"] + result["fp"] >= 200
+    assert result["precision"] >= 0.87
+    assert result["recall"] >= 0.73
+
+
+def test_precision_and_recall_on_the_first_held_out_part():
+    """Held out when it was scored (precision 0.880, recall 0.742); no rule has been written since."""
+    result = evaluate(FIRST_HELD_OUT)
+    _report("first held-out part", result)
     assert result["precision"] >= 0.87
     assert result["recall"] >= 0.74
 
 
 def test_offsets_always_point_at_the_match():
-    for path in (*DEVELOPMENT, CORPUS):
+    for path in (*DEVELOPMENT, FIRST_HELD_OUT, HELD_OUT, CORPUS):
         for line in path.read_text().splitlines():
             text = json.loads(line)["text"]
             for v in find_overreach(text):
