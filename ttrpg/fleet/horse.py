@@ -336,8 +336,15 @@ class HorseInfo:
     pid: int
     ppid: int
     worker: str
-    state: str  # "starting" (importing), "template" (fork server), "ready" (waiting for a job), "running", "zombie"
+    # "starting" (importing), "template" (fork server), "ready" (waiting for a job), "running",
+    # "exiting" (its job is over; the kernel is tearing it down), "zombie"
+    state: str
     rss_kb: int | None
+
+
+#: The kernel's flag (``/proc/<pid>/stat``, field 9) for a process inside exit(). A horse that has
+#: reported its end tears down at the lowest priority, so on a busy machine it may show for a while.
+_PF_EXITING = 0x4
 
 
 def horses(worker_name: str | None = None) -> list[HorseInfo]:
@@ -358,7 +365,7 @@ def horses(worker_name: str | None = None) -> list[HorseInfo]:
             with open(f"/proc/{pid}/stat", "rb") as f:
                 stat = f.read()
             fields = stat[stat.rindex(b")") + 2:].split()
-            status, ppid = fields[0].decode(), int(fields[1])
+            status, ppid, flags = fields[0].decode(), int(fields[1]), int(fields[6])
             rss = None
             with open(f"/proc/{pid}/status", "rb") as f:
                 for raw in f:
@@ -369,6 +376,8 @@ def horses(worker_name: str | None = None) -> list[HorseInfo]:
             continue
         if status == "Z":
             state = "zombie"
+        elif flags & _PF_EXITING:
+            state = "exiting"
         elif comm == _COMM_READY:
             state = "ready"
         elif comm == _COMM_RUNNING:
