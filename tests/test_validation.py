@@ -20,12 +20,12 @@ CORPUS = DATA / "overreach_corpus.jsonl"
 #: Labelled independently of the detector, and used to write its rules: the dev and (first) test parts
 #: of tests/data/overreach/ (build_corpus.py); the test part's misses were studied once it had been scored.
 DEVELOPMENT = (DATA / "overreach" / "dev.jsonl", DATA / "overreach" / "test.jsonl")
-#: The first held-out part: labelled by meaning and committed before the rules it scores were final;
-#: no rule was written while looking at it (check_fresh.py says how it was made). Its misses have
-#: since been read, so it is no longer the honest measure.
+#: The first held-out part: labelled by meaning and committed before the rules it scores were final
+#: (check_fresh.py says how it was made). Later rules were written from the misses of one half of it,
+#: so it is no longer the honest measure.
 FIRST_HELD_OUT = DATA / "overreach" / "fresh.jsonl"
-#: The held-out part: labelled by meaning, committed after the rules were final, and scored once;
-#: no rule has been written since (check_fresh2.py says how it was made).
+#: The held-out part: labelled by meaning and committed before the rules that score it were
+#: written; nobody writing rules has read it (check_fresh2.py says how it was made).
 HELD_OUT = DATA / "overreach" / "fresh2.jsonl"
 
 
@@ -67,9 +67,10 @@ def test_precision_and_recall_on_the_development_parts_of_the_independent_corpus
 
 def test_precision_and_recall_on_the_held_out_part():
     """Scored as it is. The goal is 0.95 / 0.95; measured on 425 lines nobody tuned for: precision
-    0.879, recall 0.731 (a learned second stage over the rules' clause analysis, trained on the
-    other 1,205 lines, scored 0.867 / 0.750 there and was not kept). This guards that level until
-    the goal is reached; its misses are printed (``pytest -s``)."""
+    0.886, recall 0.745 (the rules before the last round, written without half of ``fresh``: 0.879 /
+    0.731; a learned second stage over the rules' clause analysis, trained on the other 1,205
+    lines, scored 0.867 / 0.750 there and was not kept). This guards that level until the goal is
+    reached; its misses are printed (``pytest -s``)."""
     result = evaluate(HELD_OUT)
     _report("held-out part", result)
     assert result["tp"] + result["fn"] >= 200 and result["tn"] + result["fp"] >= 200
@@ -78,11 +79,13 @@ def test_precision_and_recall_on_the_held_out_part():
 
 
 def test_precision_and_recall_on_the_first_held_out_part():
-    """Held out when it was scored (precision 0.880, recall 0.742); no rule has been written since."""
+    """0.880 / 0.742 while it was held out. Rules were then written from the misses of the half whose
+    text hashes even (``sha1(text)[0] % 2 == 0``); the other half, never read, went from 0.882 /
+    0.752 to 0.887 / 0.789, the whole part to 0.920 / 0.848."""
     result = evaluate(FIRST_HELD_OUT)
     _report("first held-out part", result)
-    assert result["precision"] >= 0.87
-    assert result["recall"] >= 0.74
+    assert result["precision"] >= 0.91
+    assert result["recall"] >= 0.84
 
 
 def test_offsets_always_point_at_the_match():
@@ -333,6 +336,23 @@ def test_allows_by_structure(text):
     # an unseen verb of another subject is still a verb
     ("\"Out of my way!\" Rex bellows, and the crowd parts before him.", "other_reaction"),
     ("The guards never even glance our way.", "other_reaction"),
+    # added from the first half of the first held-out part: noun phrases with an -ing modifier or a
+    # "to" phrase, a time adjunct before a mid-sentence subject, a coordinated result on the
+    # character's own object, a fact found under an intent, a statement after a semicolon
+    ("I yank the cable, and the old cargo loader topples over.", "outcome"),
+    ("I knock twice and the hatch to the engine room slides aside.", "outcome"),
+    ("I slide the forged pass across the desk, and after a long silence the clerk stamps it.", "other_reaction"),
+    ("I patch the leaking coolant line, and the coolant line is repaired.", "outcome"),
+    ("I try to decode the transmission and learn the convoy leaves at dawn.", "outcome"),
+    ("I try to hack the turret; five minutes later I am walking past it.", "outcome"),
+    ("After two hours of haggling, Brin buys the freighter for half price.", "outcome"),
+    ("I keep low, snapping pictures before the sentries turn around.", "outcome"),
+    ("I radio the outpost and get a reply from the quartermaster.", "other_reaction"),
+    ("I drag the crate all the way to the airlock.", "outcome"),
+    ("I vanish into the market crowd within seconds.", "outcome"),
+    ("I run for the shuttle while the turret's bolts miss me.", "outcome"),
+    ("I've finally gotten past the checkpoint.", "outcome"),
+    ("I grin as the refinery goes up in flames.", "outcome"),
 ])
 def test_detects_generalized(text, kind):
     found = find_overreach(text)
@@ -364,6 +384,15 @@ def test_detects_generalized(text, kind):
     "The shuttle is about to lift off, so I strap in.",
     "You say: \"The guard looks bored and keeps checking the clock.\"",
     "Rex checks his rifle, mutters that the odds are terrible, and moves to the door.",
+    # their clean counterparts
+    "I try to decode the transmission and learn when the convoy leaves.",
+    "I try to hack the turret a moment before the patrol rounds the corner.",
+    "I grab for the switch that opens the bay doors.",
+    "I kneel by the tracks, figuring out which way the cart went.",
+    "I scan the manifest, memorizing the crate numbers.",
+    "The navigator is hunched over the star charts, so I take the helm myself.",
+    "I patch the leaking coolant line, and the coolant line is still sealed.",
+    "I've got through worse than this.",
 ])
 def test_allows_generalized(text):
     assert find_overreach(text) == []

@@ -53,8 +53,10 @@ the *structure* of each sentence rather than matching whole phrases:
 :func:`evaluate` measures precision and recall on a hand-labelled corpus; the repository
 ships ``tests/data/overreach_corpus.jsonl`` and the independently labelled
 ``tests/data/overreach/`` parts (hard negatives included on purpose): ``dev`` and ``test``,
-which the rules were written against, and ``fresh``, held out (precision 0.88, recall 0.74
-there: read-only sentence structure does not reach every way a writer can state a result).
+which the rules were written against, and ``fresh``, held out when they were written (precision
+0.88, recall 0.74 there: read-only sentence structure does not reach every way a writer can state
+a result). Later rules were written from the misses of one half of ``fresh`` only (split by a hash
+of the text); its other half, never read, moved from 0.88 / 0.75 to 0.89 / 0.79.
 The word classes live in ``ttrpg/data/overreach_lexicon.json``.
 """
 
@@ -303,6 +305,16 @@ _MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
         ("were able to", "outcome", "asserts the action succeeded"),
         ("am able to", "outcome", "asserts the action succeeded"),
         ("is able to", "outcome", "asserts the action succeeded"),
+        ("are able to", "outcome", "asserts the action succeeded"),
+        ("been able to", "outcome", "asserts the action succeeded"),
+        ("sure enough", "outcome", "confirms that what was attempted came true"),
+        ("within seconds", "outcome", "skips ahead past the outcome"),
+        ("within moments", "outcome", "skips ahead past the outcome"),
+        ("within minutes", "outcome", "skips ahead past the outcome"),
+        ("all the way to", "outcome", "states the movement reached its goal"),
+        ("all the way into", "outcome", "states the movement reached its goal"),
+        ("all the way through", "outcome", "states the movement reached its goal"),
+        ("all the way back to", "outcome", "states the movement reached its goal"),
         ("succeed in", "outcome", "asserts the action succeeded"),
         ("succeeds in", "outcome", "asserts the action succeeded"),
         ("succeeded in", "outcome", "asserts the action succeeded"),
@@ -320,6 +332,12 @@ _MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
         ("clean off", "outcome", "describes the result of the action"),
         ("clean through", "outcome", "describes the result of the action"),
         ("out of danger", "outcome", "describes the result of the action"),
+        ("out the other side", "outcome", "states the movement got through"),
+        ("harmlessly", "outcome", "states how the attack turned out"),
+        ("in vain", "outcome", "states the attempt failed"),
+        ("to no avail", "outcome", "states the attempt failed"),
+        ("without success", "outcome", "states the attempt failed"),
+        ("just in the nick of time", "outcome", "asserts the action succeeded in time"),
         ("long gone", "future", "predicts the future"),
         ("surely", "future", "predicts the future"),
         ("definitely", "future", "predicts the future"),
@@ -337,6 +355,8 @@ _MARKER_FIRST: dict[str, list[tuple[tuple[str, ...], Kind, str]]] = {}
 for _m in sorted(_MARKERS, key=lambda m: -len(m[0])):
     _MARKER_FIRST.setdefault(_m[0][0], []).append(_m)
 _KNOW = _lex("know")
+_FIND_V = _ws("find locate spot trace detect pinpoint")
+_RESPONSE = _ws("answer answers reply replies response responses confession nod yes")
 _FOUND_PHRASAL = {"figure": "out", "work": "out", "make": "out", "piece": "together", "suss": "out",
                   "catch": "sight", "sniff": "out", "dig": "up", "track": "down", "hunt": "down", "ferret": "out"}
 _STILL_ADJ = _lex("still_adj")
@@ -596,7 +616,7 @@ def _clauses(toks: list[_Tok]) -> list[_Clause]:
     for a, b in zip(out, out[1:]):
         a.next_intro = b.intro if b.punct is None else None
         # "find out who hired him", "ask which way": an embedded question, not a relative clause.
-        if b.intro in ("who", "which", "whom") and b.punct is None and a.toks and (
+        if b.intro in ("who", "which", "whom", "where", "what", "how", "why") and b.punct is None and a.toks and (
                 a.toks[-1].w in ("out", "about") or _FORMS.get(a.toks[-1].w, ("",))[0] in _COMPLEMENT | _PERCEPT):
             b.intro = "wh"
     return out
@@ -850,6 +870,16 @@ def _np_subject(toks, i, ctx, p):
             continue
         if u.w in ("i", "he", "she", "they", "we", "you"):
             break
+        if prev_kind == "noun" and u.w.endswith("ing") and j + 2 < n and toks[j + 1].w not in _DETS \
+                and toks[j + 1].w not in _PREPS and toks[j + 1].w not in _PUNCT and toks[j + 1].w not in _SPLIT \
+                and toks[j + 1].w not in _POSS_PRON and not toks[j + 1].poss and not _is_adverb(toks[j + 1].w) \
+                and _FORMS.get(toks[j + 1].w, ("", ""))[1] not in ("past", "pp", "ing") \
+                and _FORMS.get(toks[j + 2].w, ("", ""))[1] in ("s", "past") and toks[j + 2].w not in _PREPS:
+            words.append(u)  # "the rogue mining drone falls": an -ing modifier before the head noun
+            last_noun = u
+            since_det += 1
+            j += 1
+            continue
         if prev_kind == "noun" and u.w.endswith("ing") and (_FORMS.get(u.w, ("", ""))[1] == "ing" or (
                 u.w not in _FORMS and len(u.w) > 5 and u.w not in ("something", "nothing", "everything", "anything",
                                                                    "evening", "morning", "ceiling", "building"))):
@@ -878,6 +908,14 @@ def _np_subject(toks, i, ctx, p):
                         and u.w not in _DO and j + 1 < n and toks[j + 1].w not in _DETS
                         and _verbish(toks[j + 1], None, False) and not toks[j + 1].w.endswith("ing")):
                     break
+        if u.w == "to" and prev_kind == "noun" and not in_pp and j + 1 < n and (
+                toks[j + 1].w in _DETS or toks[j + 1].w in _POSS_PRON) and toks[j + 1].w not in _PLURAL_DETS:
+            e = _np_end(toks, j + 1)
+            if e < n and _FORMS.get(toks[e].w, ("", ""))[1] in ("s", "past") and toks[e].w not in _PREPS:
+                prev_kind = "prep"  # "the door to the speakeasy swings": "to" inside the noun phrase
+                in_pp = True
+                j += 1
+                continue
         if u.w in _SPLIT or u.w in ("to", "for", "into", "onto", "through", "toward", "towards"):
             return _np_only(toks, i, j, ctx, p, words, possessor)
         if not in_pp:
@@ -940,7 +978,8 @@ def _verb_group(toks: list[_Tok], j: int, p: _Pred, ctx: _Ctx) -> _Pred | None:
             p.neg = True
             j += 1
             continue
-        if _is_adverb(w) and w not in ("so", "now", "then") or (w in ("now", "then") and first):
+        if _is_adverb(w) and w not in ("so", "now", "then") or (w in ("now", "then") and first) or (
+                w == "now" and j + 1 < n and toks[j + 1].w in ("being", "been")):
             j += 1
             continue
         if w in _AUX_MODAL:
@@ -1007,7 +1046,8 @@ def _verb_group(toks: list[_Tok], j: int, p: _Pred, ctx: _Ctx) -> _Pred | None:
             j += 1
             first = False
             continue
-        if w in ("got", "gotten") and seen_have and not seen_be:
+        if w in ("got", "gotten") and seen_have and not seen_be and not (j + 1 < n and toks[j + 1].w in (
+                "through", "past", "away", "free", "clear", "aboard", "across", "inside", "behind", "out")):
             p.main = j
             p.base, p.tag = "have", "s"
             j += 1
@@ -1131,6 +1171,14 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
     b = p.base or ""
     k = p.comp
     nxt = toks[k].w if k < n else ""
+    if p.modal and p.neg and not p.future and b in _FIND_V and any(a in ("can", "could") for a in p.aux) \
+            and k < n and not _obj_is_self(toks, k, ctx) and nxt not in ("a", "any", "out", "where", "what", "how", "why",
+                                                                         "who", "if", "whether") \
+            or p.modal and p.neg and b in _FIND_V and nxt in ("a", "any") and k + 1 < n and toks[k + 1].w not in (
+                "way", "reason", "words"):
+        # "..., but can't find a name": the search is stated to have failed
+        ctx.add("outcome", toks[p.v].s, vt.e, "states the search failed; the dice and the DM decide that")
+        return
     if p.future or p.modal or p.about:
         # "I will not be hurt", "we'll be long gone": a prediction about the outcome.
         if (p.base == "be" or p.passive) and p.future:
@@ -1219,6 +1267,11 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
             b in _EXPLOIT or (b in ("pull", "drag", "haul", "fish") and nxt == "out")) and not _obj_is_self(toks, k, ctx):
         ctx.add("outcome", vt.s, vt.e, "a second verb that presupposes the first one worked")
         return
+    if b in ("get", "receive", "earn", "draw") and k < n and any(
+            toks[q].w in _RESPONSE for q in range(k, min(n, _np_end(toks, k)))) and nxt not in ("no",):
+        ctx.add("other_reaction", vt.s, toks[min(n, _np_end(toks, k)) - 1].e,
+                "states that someone answered; the DM voices the answer")
+        return
     if b in ("watch", "observe") and _small_clause(toks, k):
         ctx.add("other_reaction", vt.s, toks[_small_clause(toks, k)].e,
                 "narrates what the watched person or thing does; the DM decides that")
@@ -1258,7 +1311,7 @@ def _arrives(toks: list[_Tok], b: str, k: int, ctx: _Ctx) -> bool:
     if b in ("break", "smash", "blast", "punch", "cut", "tear", "crash") and nxt == "through":
         return True  # "we break through the blockade"
     if b == "get" and nxt in ("through", "past", "clear", "away", "free", "aboard", "across", "over"):
-        return True  # "I've just gotten through the door"
+        return not (k + 1 < n and toks[k + 1].w in ("worse", "this", "it", "that"))  # "I've just gotten through the door"
     if b in ("set", "touch", "put", "bring") and "down" in {u.w for u in toks[k:k + 4]}:
         return b == "touch" or any(toks[q].w in _VEHICLES for q in range(k, min(n, k + 4)))
     return False
@@ -1403,6 +1456,11 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
         return
     if intro in ("so-that", "so", "if", "unless", "whether", "in-case", "as-if", "lest", "even-if"):
         return
+    if intro == "while" and "fronted" not in flags and b in _AS_EVENT and not (p.prog or p.modal or p.future
+                                                                                 or p.perfect or p.past):
+        # "I sprint for the truck while the sniper's shots miss": a trailing event clause, like "as"
+        ctx.add("outcome", vt.s, vt.e, "narrates how someone else's action turns out; the DM decides that")
+        return
     if intro in ("while", "when", "whenever", "because", "since", "once", "though", "although", "whereas",
                  "before", "after", "moment", "time", "now", "wh"):
         return
@@ -1418,7 +1476,8 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
             "open", "shut", "apart", "loose", "off", "out", "dark", "silent")
         approach = any(u.w in ("toward", "towards", "closer", "at", "away") for u in toks[k:k + 6]) or (
             b in ("approach", "advance", "near", "come", "pass", "close", "circle", "patrol", "walk")) or (
-            not p.animate and nxt == "up" and b not in _INCHOATIVE)  # "as the engines warm up"
+            not p.animate and nxt == "up" and b not in _INCHOATIVE
+            and not (k + 1 < n and toks[k + 1].w == "in"))  # "as the engines warm up" (not "goes up in flames")
         if not event and ("fronted" in flags or approach or p.prog or b in _MENTAL or b in _WAIT):
             return
         # People react (the DM voices them); things only matter when they change: "as the
@@ -1464,7 +1523,8 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
         if p.instrument and not p.past:
             return  # "my blaster is charged": the character's own gear
         got = any(a == "be" for a in p.aux) and any(toks[q].w in ("gets", "get", "got") for q in range(p.v, vi))
-        if not (p.past or got or pp in _EVENTIVE_PP
+        if not (p.past or got or pp in _EVENTIVE_PP or "own_object" in flags and not any(
+                    toks[q].w in ("still", "already") for q in range(p.v, vi))
                 or nxt in ("by", "out", "down", "away", "off", "apart", "aside", "back", "toward", "towards",
                            "through", "into", "clear", "free", "loose", "open", "shut", "unconscious")
                 or _is_adverb(nxt) and nxt not in ("still", "already", "now", "just", "only", "also", "not")):
@@ -1541,6 +1601,9 @@ def _markers(toks: list[_Tok], start: int, hedged: bool, ctx: _Ctx) -> None:
 
 
 _TIME_UNITS = _lex("time_units")
+_COUNT_WORDS = _ws("two three four five six seven eight nine ten twelve fifteen twenty thirty forty fifty sixty "
+                   "several few many")
+_TIME_NOUNS = _ws("pause while wait delay silence week weeks month months year years night nights")
 _UNNOTICED = _lex("unnoticed")
 _MISHAPS = _lex("mishaps")
 _VOLUNTARY_ING = _lex("voluntary_ing")
@@ -1556,6 +1619,12 @@ def _success_adjunct(toks: list[_Tok], i: int, ctx: _Ctx) -> None:
     w = t.w
     if w == "later" and i > 0 and (toks[i - 1].w in _TIME_UNITS or toks[i - 1].w.isdigit()):
         ctx.add("outcome", toks[i - 1].s, t.e, "skips ahead past the outcome; the DM narrates what happens meanwhile")
+        return
+    if w == "after" and i + 2 < n and (toks[i + 1].w in _COUNT_WORDS or toks[i + 1].w.isdigit()) and (
+            toks[i + 2].w in _TIME_UNITS or toks[i + 2].w in _TIME_NOUNS or i + 3 < n and toks[i + 2].w in (
+                "long", "tense", "few", "more", "full", "whole") and toks[i + 3].w in _TIME_UNITS | _TIME_NOUNS):
+        end = i + 2 if toks[i + 2].w in _TIME_UNITS | _TIME_NOUNS else i + 3
+        ctx.add("outcome", t.s, toks[end].e, "skips ahead past the outcome; the DM narrates what happens meanwhile")
         return
     if w.startswith("un") and len(w) > 5 and not (i + 1 < n and toks[i + 1].w not in _PUNCT and toks[i + 1].w
                                                     not in _PREPS and toks[i + 1].w not in _SPLIT):
@@ -1735,6 +1804,10 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
                 i = pred.subj_i
                 if intro in ("after", "before", "until", "till", "as") and ci == 0:
                     intro = c.intro = None
+                elif intro == "after" and ci > 0 and any(u.w in _TIME_UNITS or u.w in _TIME_NOUNS
+                                                         for u in ct[:pred.comp]):
+                    # "..., and after a long pause he folds": a time adjunct before the subject, not a clause
+                    intro = c.intro = "and"
         if pred is None and i < len(ct) and (intro in ("which", "who", "whom") or (
                 intro == "that" and ci > 0 and clauses[ci - 1].toks and _ends_in_noun(clauses[ci - 1].toks)
                 and _FORMS.get(ct[i].w, ("", ""))[1] in ("s", "past"))):
@@ -1767,6 +1840,8 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
         if breaker:
             scope = False
             pending_that = False
+        if c.punct == ";" or c.punct == ":" and explicit:
+            vp_carry = False  # "I try to slip in; ten minutes later I am reading": a new statement
         if c.punct == ":" and ci > 0 and clauses[ci - 1].toks and clauses[ci - 1].toks[-1].w in _PLAN_NOUNS:
             scope = True  # "I tell Rex the plan: he distracts the guards ...": the plan, not events
         if intro == "that" and ci > 0 and clauses[ci - 1].toks and clauses[ci - 1].toks[-1].w in _HEDGE_NOUNS:
@@ -1774,7 +1849,10 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
         if intro in ("that", "where", "whether", "if", "how", "why", "what") and pending_that:
             scope = True
         hedged = scope or intro in _HEDGE_INTRO or ci in conditional or (
-            intro in ("which", "who", "whom", "that") and ci > 0 and _search_target(clauses[ci - 1].toks))
+            intro in ("which", "who", "whom", "that") and ci > 0 and _search_target(clauses[ci - 1].toks)) or (
+            intro == "that" and c.punct is None and ci > 0 and any(
+                u.w in ("for", "toward", "towards") for u in clauses[ci - 1].toks[-4:]))
+        # "reach for the lever that drops the portcullis": a restrictive clause names the target of the attempt
         if intro in _HEDGE_INTRO:
             scope = True
         if explicit and pred.v is None:
@@ -1817,8 +1895,12 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
             if info is not None:
                 b = info[0]
                 if info[1] == "ing" and (b in _HOPE_LIKE or b in _INTENT_V or b in _COMPLEMENT and b not in ("check",)):
-                    if b in _HOPE_LIKE or (b in _COMPLEMENT and b not in _INTENT_V):
-                        scope = True
+                    nxt_intro = clauses[ci + 1].intro if ci + 1 < len(clauses) else None
+                    if b in _HOPE_LIKE or (b in _COMPLEMENT and b not in _INTENT_V and (
+                            b not in _SPEECH or b in _REQUEST or nxt_intro in ("that", "wh", "if", "whether", "where",
+                                                                              "how", "what", "who", "why")
+                            or _has_clause_after(ct, i + 1, ctx) or i + 1 >= len(ct))):
+                        scope = True  # "snapping a photo before anyone notices": a speech verb with no speech
                 if main_subj is not None and main_subj.subj == "self" and info[1] in ("base", "s", "past"):
                     prev_self_base = b
                     if b in _COMPLEMENT and not _has_clause_after(ct, i + 1, ctx):
@@ -1873,7 +1955,8 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
                         pred.subj = "self"
                         _judge_self(ct, pred, ctx, c, None)
                     elif intro in ("just-as", "just-before", "just-after"):
-                        if pred.main is not None and not pred.modal and not pred.future and pred.subj != "self":
+                        if pred.main is not None and not pred.modal and not pred.future and pred.subj != "self" \
+                                and not (vp_carry and intro == "just-before"):  # "try to lift off a second before"
                             start = c.close_at.s if c.close_at is not None else ct[pred.main].s
                             ctx.add("outcome", start, ct[pred.main].e,
                                     "states the action beat the event just in time; the dice decide that")
@@ -1881,6 +1964,11 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
                         if vp_carry or (main_subj is not None and main_subj.subj == "self"
                                         and (main_subj.modal or main_subj.future)):
                             flags.add("intent")
+                        if intro in ("and", "then") and ci > 0 and main_subj is not None and main_subj.subj == "self" \
+                                and pred.v is not None and pred.v > pred.subj_i and pred.subj == "other" \
+                                and ct[pred.v - 1].w not in _DETS and len(ct[pred.v - 1].w) > 2 \
+                                and any(u.w == ct[pred.v - 1].w for u in clauses[ci - 1].toks):
+                            flags.add("own_object")  # "I weld a plate over the breach, and the breach is sealed"
                         _judge_other(ct, pred, ctx, c, flags, prev_main_base)
             if is_main and pred.subj != "self":
                 main_subj = pred
@@ -2006,6 +2094,10 @@ def _subjectless(ct, i, c, ci, ctx, hedged, vp_carry, main_subj, prev_self_base,
         return
     if subj.subj == "self":
         if vp_carry and tag == "base":
+            if c.intro == "and" and b in _PERCEPT and b not in ("see", "check", "confirm", "verify") \
+                    and _declarative_after(ct, i + 1, ctx):
+                # "I try to scan the crate and learn it holds a live bomb": the found fact is asserted
+                ctx.add("outcome", t.s, t.e, "states what the character discovers; the DM reveals that")
             return
         if ci == 0:
             return
@@ -2038,6 +2130,19 @@ def _subjectless(ct, i, c, ci, ctx, hedged, vp_carry, main_subj, prev_self_base,
         _judge_other(ct, p, ctx, c, set(), None)
 
 
+def _declarative_after(ct: list[_Tok], k: int, ctx: _Ctx) -> bool:
+    """A statement follows at ``k`` ("it holds a bomb", "the left door is the safe one"), not a
+    question ("whether it holds", "what it holds") or a plain object."""
+    if k < len(ct) and ct[k].w == "that" and k + 1 < len(ct) and (ct[k + 1].w in _DETS or ct[k + 1].w in _OTHER_PRON
+                                                                    or ct[k + 1].w in _MAYBE_PRON):
+        k += 1
+    if k >= len(ct) or ct[k].w in ("what", "where", "how", "why", "who", "whether", "if", "which", "when"):
+        return False
+    cand = _subject(ct, k, ctx)
+    return cand is not None and cand.v is not None and cand.main is not None and cand.subj != "self" and not (
+        cand.modal or cand.future or cand.about) and cand.tag in ("s", "past", None)
+
+
 def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
     """"..., knocking him out cold" / "Realizing the medic ...": a participle clause of result."""
     n = len(ct)
@@ -2053,6 +2158,8 @@ def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
             ctx.add("outcome", t.s, ct[k].e, "takes a success for granted; the dice decide that")
         return
     if _FOUND_PHRASAL.get(b) == nxt:
+        if k + 1 >= n or ct[k + 1].w in ("which", "where", "what", "who", "how", "whether", "if", "why", "when"):
+            return  # "..., working out which way the creature went": an open question, still being worked on
         ctx.add("outcome", t.s, ct[k].e, "states what the character perceives or discovers; the DM reveals that")
         return
     if b == "buy" and any(u.w in _TIME_UNITS or u.w == "time" for u in ct[k:k + 5]):
