@@ -78,10 +78,10 @@ def key(text: str) -> str:
     return " ".join(text.casefold().split())
 
 
-def other_texts() -> dict[str, str]:
+def other_texts(others: list[Path] = OTHERS) -> dict[str, str]:
     """Normalised text -> file name, for every line of the existing overreach data."""
     seen: dict[str, str] = {}
-    for path in OTHERS:
+    for path in others:
         if not path.exists():
             continue
         for raw in path.read_text(encoding="utf-8").splitlines():
@@ -92,10 +92,12 @@ def other_texts() -> dict[str, str]:
     return seen
 
 
-def check(path: Path = FRESH) -> tuple[list[str], Counter]:
+def check(path: Path = FRESH, others: list[Path] = OTHERS) -> tuple[list[str], Counter]:
+    """Problems found in the held-out file ``path`` (none shares a line with ``others``) and
+    its count of lines per (source, label)."""
     problems: list[str] = []
     counts: Counter = Counter()
-    existing = other_texts()
+    existing = other_texts(others)
     first_line: dict[str, int] = {}
     for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not raw.strip():
@@ -136,8 +138,8 @@ def check(path: Path = FRESH) -> tuple[list[str], Counter]:
     return problems, counts
 
 
-def main() -> int:
-    problems, counts = check()
+def main(path: Path = FRESH, others: list[Path] = OTHERS) -> int:
+    problems, counts = check(path, others)
     print(f"{'source':<14} {'overreach':>9} {'clean':>6} {'total':>6}")
     for source in SOURCES:
         o, c = counts[(source, "overreach")], counts[(source, "clean")]

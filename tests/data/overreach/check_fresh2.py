@@ -3,11 +3,8 @@ lines for measuring a narrative-overreach detector on text it was never tuned on
 
 What the data is
 ----------------
-One JSON object per line, same format as ``pool.jsonl`` and ``fresh.jsonl``::
-
-    {"text": str, "overreach": bool, "kind": "outcome" | "other_reaction" | "future" | null,
-     "source": "smollm2" | "offline" | "hand-first" | "hand-third" | "hand-dialogue" | "hand-long",
-     "note": str}
+One JSON object per line, in the format ``check_fresh.py`` describes (text, overreach, kind,
+source, note), with the same sources.
 
 ``kind`` is set exactly when ``overreach`` is true. A line overreaches when the character
 narrates an outcome (a result of its own action, a discovery, a successful perception, a
@@ -75,99 +72,16 @@ Run from the repository root::
 
 from __future__ import annotations
 
-import json
 import sys
-from collections import Counter
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_fresh import main  # noqa: E402  (same checks, other file and other parts)
 
 HERE = Path(__file__).resolve().parent
 FRESH = HERE / "fresh2.jsonl"
 OTHERS = [HERE / "pool.jsonl", HERE / "dev.jsonl", HERE / "test.jsonl", HERE / "fresh.jsonl",
           HERE.parent / "overreach_corpus.jsonl"]
 
-FIELDS = {"text", "overreach", "kind", "source", "note"}
-SOURCES = ("smollm2", "offline", "hand-first", "hand-third", "hand-dialogue", "hand-long")
-KINDS = {"outcome", "other_reaction", "future"}
-LONG_MIN_WORDS = 25
-
-
-def key(text: str) -> str:
-    """Case- and whitespace-insensitive form used for duplicate checks."""
-    return " ".join(text.casefold().split())
-
-
-def other_texts() -> dict[str, str]:
-    """Normalised text -> file name, for every line of the existing overreach data."""
-    seen: dict[str, str] = {}
-    for path in OTHERS:
-        if not path.exists():
-            continue
-        for raw in path.read_text(encoding="utf-8").splitlines():
-            if raw.strip():
-                text = json.loads(raw).get("text")
-                if isinstance(text, str):
-                    seen.setdefault(key(text), path.name)
-    return seen
-
-
-def check(path: Path = FRESH) -> tuple[list[str], Counter]:
-    problems: list[str] = []
-    counts: Counter = Counter()
-    existing = other_texts()
-    first_line: dict[str, int] = {}
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not raw.strip():
-            problems.append(f"line {n}: blank line")
-            continue
-        try:
-            row = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            problems.append(f"line {n}: not JSON ({exc})")
-            continue
-        if not isinstance(row, dict) or set(row) != FIELDS:
-            problems.append(f"line {n}: fields must be exactly {sorted(FIELDS)}")
-            continue
-        text, over, kind, source, note = (row[f] for f in ("text", "overreach", "kind", "source", "note"))
-        if not isinstance(text, str) or not text.strip():
-            problems.append(f"line {n}: text must be a non-empty string")
-            continue
-        if not isinstance(over, bool):
-            problems.append(f"line {n}: overreach must be true or false")
-        if source not in SOURCES:
-            problems.append(f"line {n}: unknown source {source!r}")
-        if over is True and kind not in KINDS:
-            problems.append(f"line {n}: overreach line needs kind in {sorted(KINDS)}, got {kind!r}")
-        if over is False and kind is not None:
-            problems.append(f"line {n}: clean line must have kind null, got {kind!r}")
-        if not isinstance(note, str) or not note.strip():
-            problems.append(f"line {n}: note must be a non-empty string")
-        if source == "hand-long" and len(text.split()) < LONG_MIN_WORDS:
-            problems.append(f"line {n}: hand-long line has {len(text.split())} words (< {LONG_MIN_WORDS})")
-        k = key(text)
-        if k in first_line:
-            problems.append(f"line {n}: duplicate of line {first_line[k]}: {text!r}")
-        else:
-            first_line[k] = n
-        if k in existing:
-            problems.append(f"line {n}: also in {existing[k]}: {text!r}")
-        counts[(source, "overreach" if over else "clean")] += 1
-    return problems, counts
-
-
-def main() -> int:
-    problems, counts = check()
-    print(f"{'source':<14} {'overreach':>9} {'clean':>6} {'total':>6}")
-    for source in SOURCES:
-        o, c = counts[(source, "overreach")], counts[(source, "clean")]
-        print(f"{source:<14} {o:>9} {c:>6} {o + c:>6}")
-    o = sum(v for (s, lab), v in counts.items() if lab == "overreach")
-    c = sum(v for (s, lab), v in counts.items() if lab == "clean")
-    print(f"{'all':<14} {o:>9} {c:>6} {o + c:>6}")
-    for p in problems:
-        print("PROBLEM:", p)
-    print("OK" if not problems else f"{len(problems)} problem(s)")
-    return 1 if problems else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(FRESH, OTHERS))
