@@ -367,6 +367,8 @@ def test_allows_by_structure(text):
     ("I run for the shuttle while the turret's bolts miss me.", "outcome"),
     ("I've finally gotten past the checkpoint.", "outcome"),
     ("I grin as the refinery goes up in flames.", "outcome"),
+    ("I get past this guard quietly.", "outcome"),
+    ("I got to the roof within seconds.", "outcome"),
 ])
 def test_detects_generalized(text, kind):
     found = find_overreach(text)
@@ -407,6 +409,16 @@ def test_detects_generalized(text, kind):
     "The navigator is hunched over the star charts, so I take the helm myself.",
     "I patch the leaking coolant line, and the coolant line is still sealed.",
     "I've got through worse than this.",
+    # found by review: requests, needs and promises, nouns that contain a response word, abstract
+    # finds, and scene events after "while"
+    "I order the crew to seal the doors within minutes.",
+    "We need to be gone within seconds.",
+    "I tell them to run all the way to the gate.",
+    "I promise to return after three nights.",
+    "I get the answer key from the teacher's desk.",
+    "I get my reply ready.",
+    "I couldn't find a better plan, so here goes.",
+    "I run while the building collapses.",
 ])
 def test_allows_generalized(text):
     assert find_overreach(text) == []

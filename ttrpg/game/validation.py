@@ -56,7 +56,8 @@ ships ``tests/data/overreach_corpus.jsonl`` and the independently labelled
 which the rules were written against, and ``fresh``, held out when they were written (precision
 0.88, recall 0.74 there: read-only sentence structure does not reach every way a writer can state
 a result). Later rules were written from the misses of one half of ``fresh`` only (split by a hash
-of the text); its other half, never read, moved from 0.88 / 0.75 to 0.89 / 0.79.
+of the text); its other half, never read, moved from 0.88 / 0.75 to 0.89 / 0.79. ``fresh2``, held
+out from every rule, is the honest measure: precision 0.886, recall 0.745.
 The word classes live in ``ttrpg/data/overreach_lexicon.json``.
 """
 
@@ -211,6 +212,7 @@ _EXPLOIT = _lex("exploit")
 _ENTER = _lex("enter")
 _ENTER_PARTICLES = _ws("inside in into through aboard")
 _AS_EVENT = _lex("as_event")
+_STRIKE_RESULT = _ws("miss misses hit hits land lands connect connects graze grazes ricochet ricochets glance glances")
 # Verbs of change of state done to something (put out, finish, bring down, mend, calm): as a
 # participle after the attempt ("..., smothering the flames") they state its result.
 _PART_RESULT = _lex("part_result")
@@ -356,6 +358,8 @@ for _m in sorted(_MARKERS, key=lambda m: -len(m[0])):
     _MARKER_FIRST.setdefault(_m[0][0], []).append(_m)
 _KNOW = _lex("know")
 _FIND_V = _ws("find locate spot trace detect pinpoint")
+# "I can't find a better plan / a way / the words": no search of the scene, no result
+_ABSTRACT_FINDS = _ws("way ways reason words plan plans solution answer excuse time chance better")
 _RESPONSE = _ws("answer answers reply replies response responses confession nod yes")
 _FOUND_PHRASAL = {"figure": "out", "work": "out", "make": "out", "piece": "together", "suss": "out",
                   "catch": "sight", "sniff": "out", "dig": "up", "track": "down", "hunt": "down", "ferret": "out"}
@@ -1175,7 +1179,7 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
             and k < n and not _obj_is_self(toks, k, ctx) and nxt not in ("a", "any", "out", "where", "what", "how", "why",
                                                                          "who", "if", "whether") \
             or p.modal and p.neg and b in _FIND_V and nxt in ("a", "any") and k + 1 < n and toks[k + 1].w not in (
-                "way", "reason", "words"):
+                _ABSTRACT_FINDS):
         # "..., but can't find a name": the search is stated to have failed
         ctx.add("outcome", toks[p.v].s, vt.e, "states the search failed; the dice and the DM decide that")
         return
@@ -1267,8 +1271,9 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
             b in _EXPLOIT or (b in ("pull", "drag", "haul", "fish") and nxt == "out")) and not _obj_is_self(toks, k, ctx):
         ctx.add("outcome", vt.s, vt.e, "a second verb that presupposes the first one worked")
         return
-    if b in ("get", "receive", "earn", "draw") and k < n and any(
-            toks[q].w in _RESPONSE for q in range(k, min(n, _np_end(toks, k)))) and nxt not in ("no",):
+    if b in ("get", "receive", "earn", "draw") and k < n and _np_end(toks, k) > k \
+            and toks[min(n, _np_end(toks, k)) - 1].w in _RESPONSE and nxt not in ("no", "my", "our"):
+        # the response word heads the phrase: "get a reply", not "get the answer key" or "get my reply ready"
         ctx.add("other_reaction", vt.s, toks[min(n, _np_end(toks, k)) - 1].e,
                 "states that someone answered; the DM voices the answer")
         return
@@ -1311,7 +1316,10 @@ def _arrives(toks: list[_Tok], b: str, k: int, ctx: _Ctx) -> bool:
     if b in ("break", "smash", "blast", "punch", "cut", "tear", "crash") and nxt == "through":
         return True  # "we break through the blockade"
     if b == "get" and nxt in ("through", "past", "clear", "away", "free", "aboard", "across", "over"):
-        return not (k + 1 < n and toks[k + 1].w in ("worse", "this", "it", "that"))  # "I've just gotten through the door"
+        # "I've just gotten through the door"; "I've got through worse / this / it" is a hardship
+        after = toks[k + 2].w if k + 2 < n else ""
+        return not (k + 1 < n and (toks[k + 1].w in ("worse", "it")
+                                   or toks[k + 1].w in ("this", "that") and not after[:1].isalpha()))
     if b in ("set", "touch", "put", "bring") and "down" in {u.w for u in toks[k:k + 4]}:
         return b == "touch" or any(toks[q].w in _VEHICLES for q in range(k, min(n, k + 4)))
     return False
@@ -1456,9 +1464,10 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
         return
     if intro in ("so-that", "so", "if", "unless", "whether", "in-case", "as-if", "lest", "even-if"):
         return
-    if intro == "while" and "fronted" not in flags and b in _AS_EVENT and not (p.prog or p.modal or p.future
-                                                                                 or p.perfect or p.past):
-        # "I sprint for the truck while the sniper's shots miss": a trailing event clause, like "as"
+    if intro == "while" and "fronted" not in flags and b in _STRIKE_RESULT and not (p.prog or p.modal or p.future
+                                                                                      or p.perfect or p.past):
+        # "I sprint for the truck while the sniper's shots miss": how an attack turns out. Other events
+        # after "while" ("I run while the building collapses") are the scene the DM set.
         ctx.add("outcome", vt.s, vt.e, "narrates how someone else's action turns out; the DM decides that")
         return
     if intro in ("while", "when", "whenever", "because", "since", "once", "though", "although", "whereas",
@@ -1577,7 +1586,8 @@ def _markers(toks: list[_Tok], start: int, hedged: bool, ctx: _Ctx) -> None:
                 _success_adjunct(toks, j, ctx)
     while i < n:
         w = toks[i].w
-        if w in _HEDGE_WORDS or (w in ("will", "going") and i > 0 and toks[i - 1].w in ("i", "we")):
+        if w in _HEDGE_WORDS or (w in ("will", "going") and i > 0 and toks[i - 1].w in ("i", "we")) \
+                or w == "to" and _governed_to(toks, i):
             hedge_seen = True
         cands = _MARKER_FIRST.get(w)
         if cands:
@@ -1600,10 +1610,30 @@ def _markers(toks: list[_Tok], start: int, hedged: bool, ctx: _Ctx) -> None:
         i += 1
 
 
+#: Verbs whose "to"-infinitive is asked for, needed or promised, not done: "I order the crew to seal the
+#: doors within minutes", "I need to be out within seconds", "I swear to return after three nights".
+_GOVERNS_TO = _REQUEST | _INTENT_V | _ws("promise swear vow have get")
+
+
+def _governed_to(toks: list[_Tok], i: int) -> bool:
+    """Is the "to" at ``i`` the infinitive of a request, a need or a promise (up to four words back)?"""
+    if i + 1 >= len(toks) or toks[i + 1].w != "be" and _FORMS.get(toks[i + 1].w, ("", ""))[1] != "base":
+        return False  # "I got to the roof", "I order the crew to the bridge": no infinitive
+    for j in range(i - 1, max(-1, i - 5), -1):
+        w = toks[j].w
+        if w in _PUNCT:
+            return False
+        base = _FORMS.get(w, ("",))[0]
+        if base in _GOVERNS_TO and (base not in ("have", "get") or j == i - 1):
+            return True
+    return False
+
+
 _TIME_UNITS = _lex("time_units")
 _COUNT_WORDS = _ws("two three four five six seven eight nine ten twelve fifteen twenty thirty forty fifty sixty "
                    "several few many")
 _TIME_NOUNS = _ws("pause while wait delay silence week weeks month months year years night nights")
+_SPANS = _TIME_UNITS | _TIME_NOUNS
 _UNNOTICED = _lex("unnoticed")
 _MISHAPS = _lex("mishaps")
 _VOLUNTARY_ING = _lex("voluntary_ing")
@@ -1622,8 +1652,8 @@ def _success_adjunct(toks: list[_Tok], i: int, ctx: _Ctx) -> None:
         return
     if w == "after" and i + 2 < n and (toks[i + 1].w in _COUNT_WORDS or toks[i + 1].w.isdigit()) and (
             toks[i + 2].w in _TIME_UNITS or toks[i + 2].w in _TIME_NOUNS or i + 3 < n and toks[i + 2].w in (
-                "long", "tense", "few", "more", "full", "whole") and toks[i + 3].w in _TIME_UNITS | _TIME_NOUNS):
-        end = i + 2 if toks[i + 2].w in _TIME_UNITS | _TIME_NOUNS else i + 3
+                "long", "tense", "few", "more", "full", "whole") and toks[i + 3].w in _SPANS):
+        end = i + 2 if toks[i + 2].w in _SPANS else i + 3
         ctx.add("outcome", t.s, toks[end].e, "skips ahead past the outcome; the DM narrates what happens meanwhile")
         return
     if w.startswith("un") and len(w) > 5 and not (i + 1 < n and toks[i + 1].w not in _PUNCT and toks[i + 1].w
@@ -1900,7 +1930,9 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
                             b not in _SPEECH or b in _REQUEST or nxt_intro in ("that", "wh", "if", "whether", "where",
                                                                               "how", "what", "who", "why")
                             or _has_clause_after(ct, i + 1, ctx) or i + 1 >= len(ct))):
-                        scope = True  # "snapping a photo before anyone notices": a speech verb with no speech
+                        # a hope, a request, or a speech verb followed by its speech opens a scope; a speech
+                        # verb with no speech does not ("snapping a photo before anyone notices")
+                        scope = True
                 if main_subj is not None and main_subj.subj == "self" and info[1] in ("base", "s", "past"):
                     prev_self_base = b
                     if b in _COMPLEMENT and not _has_clause_after(ct, i + 1, ctx):

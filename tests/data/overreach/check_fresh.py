@@ -81,9 +81,7 @@ def key(text: str) -> str:
 def other_texts(others: list[Path] = OTHERS) -> dict[str, str]:
     """Normalised text -> file name, for every line of the existing overreach data."""
     seen: dict[str, str] = {}
-    for path in others:
-        if not path.exists():
-            continue
+    for path in others:  # a missing part raises: a check against fewer parts would pass too easily
         for raw in path.read_text(encoding="utf-8").splitlines():
             if raw.strip():
                 text = json.loads(raw).get("text")
@@ -117,9 +115,9 @@ def check(path: Path = FRESH, others: list[Path] = OTHERS) -> tuple[list[str], C
             continue
         if not isinstance(over, bool):
             problems.append(f"line {n}: overreach must be true or false")
-        if source not in SOURCES:
+        if not isinstance(source, str) or source not in SOURCES:
             problems.append(f"line {n}: unknown source {source!r}")
-        if over is True and kind not in KINDS:
+        if over is True and not (isinstance(kind, str) and kind in KINDS):
             problems.append(f"line {n}: overreach line needs kind in {sorted(KINDS)}, got {kind!r}")
         if over is False and kind is not None:
             problems.append(f"line {n}: clean line must have kind null, got {kind!r}")
