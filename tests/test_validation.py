@@ -206,7 +206,7 @@ def test_autocorrect_without_violations_is_identity():
 # the wording is deliberately different from the corpus so that the structure, not a phrase
 # list, has to do the work.
 
-@pytest.mark.parametrize("text,kind", [
+STRUCTURE_DETECTS = [
     # a participle clause after the attempt states its result
     ("I punch him, knocking him out cold.", "outcome"),
     ("Vex sweeps the brute's legs, sending him crashing into the bar.", "outcome"),
@@ -260,13 +260,9 @@ def test_autocorrect_without_violations_is_identity():
     ("I rig the charges, and then the whole mine caves in.", "future"),
     ("My virus will shut down their defenses.", "future"),
     ("I jam the comms, and soon their patrols are lost.", "future"),
-])
-def test_detects_by_structure(text, kind):
-    found = find_overreach(text)
-    assert kind in {v["kind"] for v in found}, found
+]
 
-
-@pytest.mark.parametrize("text", [
+STRUCTURE_ALLOWS = [
     # hedges: intent verbs and their infinitives, hope, purpose, condition, modals
     "I try to punch him hard enough to knock him out.",
     "I swing at his jaw, hoping to knock him out cold.",
@@ -303,9 +299,7 @@ def test_detects_by_structure(text, kind):
     "Nyx draws her knife, and she circles around behind the sentry.",
     "\"On three,\" K-7 announces. \"One. Two.\" It braces against the door.",
     "Zix banks the ship around the asteroid, keeping it between us and the frigate, and readies the cannons.",
-])
-def test_allows_by_structure(text):
-    assert find_overreach(text) == []
+]
 
 
 # --------------------------------------------------------------------------- generalization
@@ -313,7 +307,7 @@ def test_allows_by_structure(text):
 # Written for the principles added after the held-out misses, in wording found in no corpus
 # file: each structure is shown with its overreaching and its clean counterpart.
 
-@pytest.mark.parametrize("text,kind", [
+GENERALIZED_DETECTS = [
     # a participle of result after the attempt, with a change-of-state verb or a "leave" + state
     ("Kira slashes the power cable, plunging the whole deck into darkness.", "outcome"),
     ("I inject the sedative, calming the thrashing patient.", "outcome"),
@@ -369,13 +363,9 @@ def test_allows_by_structure(text):
     ("I grin as the refinery goes up in flames.", "outcome"),
     ("I get past this guard quietly.", "outcome"),
     ("I got to the roof within seconds.", "outcome"),
-])
-def test_detects_generalized(text, kind):
-    found = find_overreach(text)
-    assert kind in {v["kind"] for v in found}, found
+]
 
-
-@pytest.mark.parametrize("text", [
+GENERALIZED_ALLOWS = [
     "Kira tries to slash the power cable before the guards notice.",
     "I keep talking, trying to get the hostage-taker to lower his gun.",
     "I tweak the frequency, looking for a clean signal.",
@@ -419,6 +409,15 @@ def test_detects_generalized(text, kind):
     "I get my reply ready.",
     "I couldn't find a better plan, so here goes.",
     "I run while the building collapses.",
-])
-def test_allows_generalized(text):
+]
+
+
+@pytest.mark.parametrize("text,kind", STRUCTURE_DETECTS + GENERALIZED_DETECTS)
+def test_detects_by_structure(text, kind):
+    found = find_overreach(text)
+    assert kind in {v["kind"] for v in found}, found
+
+
+@pytest.mark.parametrize("text", STRUCTURE_ALLOWS + GENERALIZED_ALLOWS)
+def test_allows_by_structure(text):
     assert find_overreach(text) == []
