@@ -25,9 +25,12 @@ DEVELOPMENT = (DATA / "overreach" / "dev.jsonl", DATA / "overreach" / "test.json
 #: (check_fresh.py says how it was made). Later rules were written from the misses of one half of it,
 #: so it is no longer the honest measure.
 FIRST_HELD_OUT = DATA / "overreach" / "fresh.jsonl"
-#: The held-out part: labelled by meaning and committed before the rules that score it were
-#: written; nobody writing rules has read it (check_fresh2.py says how it was made).
-HELD_OUT = DATA / "overreach" / "fresh2.jsonl"
+#: The second held-out part (check_fresh2.py says how it was made). Rules were then written from its
+#: misses, so it too is no longer the honest measure.
+SECOND_HELD_OUT = DATA / "overreach" / "fresh2.jsonl"
+#: The held-out part: labelled by meaning by someone who never opened or ran the detector, and
+#: committed before it was scored; nobody writing rules has read it (check_fresh3.py says how).
+HELD_OUT = DATA / "overreach" / "fresh3.jsonl"
 
 
 def test_corpus_is_big_varied_and_balanced():
@@ -68,15 +71,23 @@ def test_precision_and_recall_on_the_development_parts_of_the_independent_corpus
 
 def test_precision_and_recall_on_the_held_out_part():
     """Scored as it is. The goal is 0.95 / 0.95; measured on 425 lines nobody tuned for: precision
-    0.886, recall 0.745 (the rules before the last round, written without half of ``fresh``: 0.879 /
-    0.731; a learned second stage over the rules' clause analysis, trained on the other 1,205
-    lines, scored 0.867 / 0.750 there and was not kept). This guards that level until the goal is
-    reached; its misses are printed (``pytest -s``)."""
+    0.926, recall 0.825 (the rules before the last round, written without ``fresh2``'s misses:
+    0.893 / 0.791). This guards that level until the goal is reached; its misses are printed
+    (``pytest -s``)."""
     result = evaluate(HELD_OUT)
     _report("held-out part", result)
     assert result["tp"] + result["fn"] >= 200 and result["tn"] + result["fp"] >= 200
-    assert result["precision"] >= 0.87
-    assert result["recall"] >= 0.73
+    assert result["precision"] >= 0.92
+    assert result["recall"] >= 0.82
+
+
+def test_precision_and_recall_on_the_second_held_out_part():
+    """0.886 / 0.745 while it was held out; rules were then written from its misses and its false
+    alarms (the "fresh2" cases in ``GENERALIZED_DETECTS`` / ``GENERALIZED_ALLOWS``)."""
+    result = evaluate(SECOND_HELD_OUT)
+    _report("second held-out part", result)
+    assert result["precision"] >= 0.93
+    assert result["recall"] >= 0.86
 
 
 def test_the_held_out_parts_are_well_formed_and_share_no_line_with_the_rest():
@@ -86,7 +97,8 @@ def test_the_held_out_parts_are_well_formed_and_share_no_line_with_the_rest():
     checker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(checker)
     parts = [DATA / "overreach" / f"{name}.jsonl" for name in ("pool", "dev", "test")] + [CORPUS]
-    for path, others in ((FIRST_HELD_OUT, parts), (HELD_OUT, [*parts, FIRST_HELD_OUT])):
+    for path, others in ((FIRST_HELD_OUT, parts), (SECOND_HELD_OUT, [*parts, FIRST_HELD_OUT]),
+                         (HELD_OUT, [*parts, FIRST_HELD_OUT, SECOND_HELD_OUT])):
         problems, counts = checker.check(path, others)
         assert problems == [], (path.name, problems[:5])
         assert sum(counts.values()) >= 400
@@ -95,15 +107,16 @@ def test_the_held_out_parts_are_well_formed_and_share_no_line_with_the_rest():
 def test_precision_and_recall_on_the_first_held_out_part():
     """0.880 / 0.742 while it was held out. Rules were then written from the misses of the half whose
     text hashes even (``sha1(text)[0] % 2 == 0``); the other half, never read, went from 0.882 /
-    0.752 to 0.887 / 0.789, the whole part to 0.920 / 0.848."""
+    0.752 to 0.887 / 0.789, the whole part to 0.920 / 0.848; with the rules from ``fresh2``'s and
+    then its own misses, 0.938 / 0.899."""
     result = evaluate(FIRST_HELD_OUT)
     _report("first held-out part", result)
-    assert result["precision"] >= 0.91
-    assert result["recall"] >= 0.84
+    assert result["precision"] >= 0.93
+    assert result["recall"] >= 0.89
 
 
 def test_offsets_always_point_at_the_match():
-    for path in (*DEVELOPMENT, FIRST_HELD_OUT, HELD_OUT, CORPUS):
+    for path in (*DEVELOPMENT, FIRST_HELD_OUT, SECOND_HELD_OUT, HELD_OUT, CORPUS):
         for line in path.read_text().splitlines():
             text = json.loads(line)["text"]
             for v in find_overreach(text):
@@ -363,6 +376,40 @@ GENERALIZED_DETECTS = [
     ("I grin as the refinery goes up in flames.", "outcome"),
     ("I get past this guard quietly.", "outcome"),
     ("I got to the roof within seconds.", "outcome"),
+    # added from the misses of the second held-out part (fresh2.jsonl), once it had been scored: how an
+    # attempt ended after "but", verbs whose present tense is the success, a task done before the
+    # scene moves on, finds stated as movements, what happens to the character, the character got
+    # there or away with it, a locative inversion, a reading after a colon, a deal made
+    ("I try to start the generator, but it only coughs.", "outcome"),
+    ("Ilsa tries to pick the lock, but she can't.", "outcome"),
+    ("I try the side door, but no luck.", "outcome"),
+    ("I soothe the frightened horse with a low hum.", "outcome"),
+    ("I have already swapped the vials by the time the guards return.", "outcome"),
+    ("Having bandaged the wound, I turn to the next patient.", "outcome"),
+    ("I stumble upon a hidden cellar.", "outcome"),
+    ("I follow the footprints to a collapsed mine shaft.", "outcome"),
+    ("I rummage through the lockers until I find a keycard.", "outcome"),
+    ("I am shot in the arm as I run.", "outcome"),
+    ("My bluff is swallowed whole by the customs officer.", "outcome"),
+    ("I pull the pilot clear of the burning wreck.", "outcome"),
+    ("Tam's stern speech scares the mob into silence.", "outcome"),
+    ("Jax slides under the laser grid without setting it off.", "outcome"),
+    ("I make it across the rope bridge.", "outcome"),
+    ("I'm through the gate before it closes.", "outcome"),
+    ("I stroll away with the duke's signet ring.", "outcome"),
+    ("I kick the crate and out tumbles a rusty pistol.", "outcome"),
+    ("The crystal is already humming in Vex's hands.", "outcome"),
+    ("I count the crates: fourteen, one of them open.", "outcome"),
+    ("The navigator sells the stolen charts for a fortune.", "outcome"),
+    ("We will escape this moon; no doubt about it.", "future"),
+    # and from the first held-out part's misses, read in full once fresh3.jsonl was committed
+    ("I slash the tether, cutting us loose.", "outcome"),
+    ("I reboot the cooling system, bringing the core back to normal.", "outcome"),
+    ("I toss a flashbang into the room, stunning every guard inside.", "outcome"),
+    ("I wire the explosives; in ten minutes the bridge will be gone.", "future"),
+    ("I tear down the banner to reveal the hidden mural.", "outcome"),
+    ("I snatch the arrow out of the air.", "outcome"),
+    ("I wrench myself free of the wreck.", "outcome"),
 ]
 
 GENERALIZED_ALLOWS = [
@@ -409,6 +456,27 @@ GENERALIZED_ALLOWS = [
     "I get my reply ready.",
     "I couldn't find a better plan, so here goes.",
     "I run while the building collapses.",
+    # the clean counterparts of the rules added from fresh2.jsonl's misses
+    "I'd like to help, but I can't.",
+    "I calm down and check my gear.",
+    "I patch into the station's comms.",
+    "I've already tried the front door.",
+    "I've picked tougher locks than this before.",
+    "I was wounded once, years ago.",
+    "I try to stay low so that I am not spotted.",
+    "I flick the lighter open and shut.",
+    "I try to calm the beast until it settles, humming softly.",
+    "I fire until my rifle runs dry.",
+    "I was told that the bridge floods at night.",
+    "I ask the smuggler who sold him the map.",
+    "I plot a course that skirts the asteroid field.",
+    "My character will keep watch.",
+    "I pull off my gloves and get to work.",
+    "I follow him to a booth at the back.",
+    "I turn up the collar of my coat.",
+    "I lift the tarp, hoping to reveal a mural.",
+    "I scan the hall, checking every few seconds for movement.",
+    "I try to wrench myself free.",
 ]
 
 

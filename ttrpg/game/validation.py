@@ -114,6 +114,10 @@ _IRREGULAR = {  # base: (past forms, participles)
 _EXTRA_BASES = _ws("be have do overcome outrun know")
 
 
+#: Two-syllable verbs stressed on the last, which double it like one-syllable ones (set -> setting).
+_STRESSED_LAST = _ws("admit commit permit submit omit emit forget regret upset outwit acquit abet beset")
+
+
 def _inflect(base: str) -> dict[str, str]:
     """form -> tag (base, s, past, pp, ing) for one regular or irregular verb."""
     forms = {base: "base"}
@@ -133,7 +137,9 @@ def _inflect(base: str) -> dict[str, str]:
         ed, ing = base + "ed", base + "ing"
     forms.setdefault(ing, "ing")
     if (len(base) >= 3 and base[-1] in "bdgklmnprtvz" and base[-2] in "aeiou" and base[-3] not in "aeiou"
-            and not base.endswith(("en", "er", "on", "al", "el", "it", "et", "ol"))) or base in ("patrol", "level"):
+            and (len(re.findall("[aeiou]+", base)) == 1 or base in _STRESSED_LAST
+                 or not base.endswith(("en", "er", "on", "al", "el", "it", "et", "ol")))) \
+            or base in ("patrol", "level"):
         forms.setdefault(base + base[-1] + "ing", "ing")
         double_ed = base + base[-1] + "ed"
     else:
@@ -249,6 +255,7 @@ _RESULT_PARTICLES = {
     "loose": _ws("pull wrench pry cut break shake"),
     "free": _ws("pull wrench pry cut break"),
     "away": _ws("wrestle wrench blow"),
+    "clear": _ws("steer pull haul drag lift swing yank jerk heave tow guide bank"),  # "steer the barge clear of"
 }
 _SPREAD = _ws("flying sprawling crashing reeling tumbling spinning")
 _GROUND = _ws("ground floor deck dirt wall mat")
@@ -322,14 +329,22 @@ _MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
         ("succeeded in", "outcome", "asserts the action succeeded"),
         ("succeeds", "outcome", "asserts the action succeeded"),
         ("succeeded", "outcome", "asserts the action succeeded"),
-        ("pull off", "outcome", "asserts the action succeeded"),
-        ("pulls off", "outcome", "asserts the action succeeded"),
-        ("pulled off", "outcome", "asserts the action succeeded"),
+        *((f"{pull} {it} off", "outcome", "asserts the action succeeded")
+          for pull in ("pull", "pulls", "pulled", "pulling") for it in ("it", "this", "that", "the job", "the heist")),
+        *((f"{pull} off {a}", "outcome", "asserts the action succeeded")
+          for pull in ("pull", "pulls", "pulled", "pulling") for a in ("a", "an")),
         ("make it to", "outcome", "asserts the task is accomplished"),
         ("make it out", "outcome", "asserts the task is accomplished"),
         ("make it through", "outcome", "asserts the task is accomplished"),
         ("make it past", "outcome", "asserts the task is accomplished"),
         ("make it in time", "outcome", "asserts the task is accomplished"),
+        *((f"{make} it {where}", "outcome", "asserts the task is accomplished")
+          for make in ("make", "makes", "making") for where in ("across", "over", "aboard", "inside", "back")),
+        *((f"makes it {where}", "outcome", "asserts the task is accomplished")
+          for where in ("to", "out", "through", "past", "in time")),
+        ("all the way across", "outcome", "states the movement reached its goal"),
+        ("all the way up", "outcome", "states the movement reached its goal"),
+        ("all the way down", "outcome", "states the movement reached its goal"),
         ("made it", "outcome", "asserts the task is accomplished"),
         ("clean off", "outcome", "describes the result of the action"),
         ("clean through", "outcome", "describes the result of the action"),
@@ -337,6 +352,15 @@ _MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
         ("out the other side", "outcome", "states the movement got through"),
         ("harmlessly", "outcome", "states how the attack turned out"),
         ("in vain", "outcome", "states the attempt failed"),
+        ("for a fortune", "outcome", "states the deal was made"),
+        ("to reveal", "outcome", "states what the action uncovers; the DM reveals that"),
+        ("out of the air", "outcome", "states the catch succeeded"),
+        ("out of midair", "outcome", "states the catch succeeded"),
+        ("out of mid-air", "outcome", "states the catch succeeded"),
+        ("to the highest bidder", "outcome", "states the deal was made"),
+        ("no doubt about it", "future", "predicts the future"),
+        ("without a doubt", "future", "predicts the future"),
+        ("it's destiny", "future", "predicts the future"),
         ("to no avail", "outcome", "states the attempt failed"),
         ("without success", "outcome", "states the attempt failed"),
         ("just in the nick of time", "outcome", "asserts the action succeeded in time"),
@@ -781,6 +805,9 @@ def _is_adverb(w: str) -> bool:
     return (w.endswith("ly") and w not in _NOT_ADVERB_LY and len(w) > 4) or w in _ADV_SKIP
 
 
+_PRE_VERB_ADV = _ws("just only still already never finally suddenly simply merely barely")
+
+
 def _subject(toks: list[_Tok], i: int, ctx: _Ctx) -> _Pred | None:
     """Parse a subject at ``i`` and the verb group after it; None when there is no subject-verb pair."""
     n = len(toks)
@@ -800,7 +827,10 @@ def _subject(toks: list[_Tok], i: int, ctx: _Ctx) -> _Pred | None:
     elif w == "there" and i + 1 < n and toks[i + 1].w in _BE:
         p.subj = "there"
     elif w in _OTHER_PRON or w in _MAYBE_PRON:
-        if w in _MAYBE_PRON and (i + 1 >= n or not _verbish(toks[i + 1], t, w in ("all", "both"))):
+        a = i + 1  # "it only coughs": an adverb between the pronoun and its verb
+        while a + 1 < n and toks[a].w in _PRE_VERB_ADV and w not in ("all", "both", "each"):
+            a += 1
+        if w in _MAYBE_PRON and (a >= n or not _verbish(toks[a], toks[a - 1], w in ("all", "both"))):
             if w in ("all", "both", "each") and i + 2 < n and toks[i + 1].w == "of":
                 j = i + 3
             elif w in _DETS and i + 1 < n and toks[i + 1].w not in _PREPS and toks[i + 1].w not in _PUNCT:
@@ -864,7 +894,8 @@ def _np_subject(toks, i, ctx, p):
             j += 1
             continue
         if u.poss:
-            if prev_kind == "noun" and not (u.cap and last_noun is not None and last_noun.w in _TITLES):
+            if prev_kind == "noun" and not (u.cap and last_noun is not None and (last_noun.w in _TITLES or (
+                    last_noun.cap and len(words) == 1))):  # "Dr. Osei's", "Orla Penhaligon's"
                 break
             if not in_pp and possessor is None:
                 possessor = u.w
@@ -889,7 +920,8 @@ def _np_subject(toks, i, ctx, p):
                                                                    "evening", "morning", "ceiling", "building"))):
             break
         if prev_kind == "noun" and since_det == 1 and last_noun is not None and last_noun.w.endswith(("ing", "ed")) \
-                and words and words[-1] is last_noun and len(words) >= 2 and (
+                and _FORMS.get(last_noun.w, ("", ""))[1] in ("ing", "past", "pp") and u.w not in _AUX_MODAL \
+                and u.w not in ("will", "shall") and words and words[-1] is last_noun and len(words) >= 2 and (
                     j + 1 < n and _verbish(toks[j + 1], u, True)
                     or u.w.endswith("s") and j + 1 < n and toks[j + 1].w in ("of", "on", "in", "inside", "along", "under")):
             words.append(u)  # "my shaking hands": the -ing word was a modifier, this is the head
@@ -952,7 +984,7 @@ def _classify_np(p: _Pred, words: list[_Tok], possessor: str | None, ctx: _Ctx) 
         p.subj = "self"
         return
     if possessor is not None and (possessor in ctx.actor or _pron_is_self(possessor, ctx)):
-        p.subj = "self" if head in _BODY else "other"
+        p.subj = "self" if head in _BODY or head == "character" and possessor in ("my", "our") else "other"
         p.instrument = p.subj == "other"
         return
     if head in _BODY and len(words) == 1:
@@ -1194,8 +1226,11 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
     if p.copula:
         if nxt in _SELF_RESULT_ADJ or (nxt == "in" and k + 1 >= n):
             ctx.add("outcome", vt.s, toks[k].e, "states the result of the action")
+        elif not p.prog and _arrived(toks, k):
+            ctx.add("outcome", vt.s, toks[k + 1].e, "states the character got there; the dice decide that")
         return
     if p.passive:
+        _done_to_self(toks, p, ctx)
         return
     if b in _MENTAL or b in _INTENT_V:
         return
@@ -1205,8 +1240,21 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
     if _FOUND_PHRASAL.get(b) == nxt and not (b == "make" and k + 1 < n and toks[k + 1].w in ("with", "of")):
         ctx.add("outcome", vt.s, toks[k].e, "states what the character perceives or discovers; the DM reveals that")
         return
+    if b in _GETAWAY and nxt in ("away", "off") and k + 2 < n and toks[k + 1].w == "with" \
+            and not _obj_is_self(toks, k + 2, ctx):
+        ctx.add("outcome", vt.s, toks[k + 2].e, "states the character got away with it; the dice decide that")
+        return
+    found = _comes_upon(toks, b, k)
+    if found is not None:
+        ctx.add("outcome", vt.s, toks[found].e, "states what the character comes upon; the DM reveals that")
+        return
     if c.intro in ("and", None, "then") and prev_self_base in _CONTEST and b in _ENTER and nxt in _ENTER_PARTICLES:
         ctx.add("outcome", vt.s, toks[k].e, "a second verb that presupposes the first one worked")
+        return
+    if p.perfect and not p.have_to and _done_on_object(toks, p.v, k, b, ctx) and (
+            any(u.w == "already" for u in toks[p.v:p.main]) or "by the time" in ctx.text.lower()):
+        # "I've already rewired the turret by the time the patrol rounds the corner"
+        ctx.add("outcome", toks[p.v].s, vt.e, "states the task is already done; the dice decide that")
         return
     if b in ("dodge", "evade", "avoid") and nxt in ("every", "all", "each"):
         ctx.add("outcome", vt.s, toks[k].e, "states every attack missed")
@@ -1263,8 +1311,8 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
                 return
             if b == "crack" and nxt not in ("the", "their", "its", "his", "her", "it", "open"):
                 return
-        elif _obj_is_self(toks, k, ctx):
-            return
+        elif _obj_is_self(toks, k, ctx) or nxt in _NO_OBJECT:
+            return  # "I calm down", "I patch into the comms": no task done to anything
         ctx.add("outcome", vt.s, vt.e, "states the task is accomplished; the dice decide that")
         return
     if c.intro in ("and", None, "then") and prev_self_base in _CONTEST and (
@@ -1282,6 +1330,92 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
                 "narrates what the watched person or thing does; the DM decides that")
         return
     _resultative(toks, p.main, k, b, ctx)
+
+
+_NO_OBJECT = _ws("down into in through to at for with around about")
+
+
+#: What the scene does to a character, stated in the passive: "I am shot in the shoulder".
+_HARM_PP = _ws("shot hit struck stabbed wounded injured knocked thrown flung hurled blown captured spotted detected "
+               "noticed discovered grazed stunned blinded crushed buried impaled killed slain dragged rescued freed "
+               "saved healed cured revived ejected expelled swept seized arrested cuffed handcuffed")
+_PAST_WORDS = _ws("past through aboard")
+#: Words that put a completed act in the character's past rather than this scene.
+_EXPERIENCE = _ws("before ever never times twice once worse bigger better ago")
+
+
+def _done_to_self(toks: list[_Tok], p: _Pred, ctx: _Ctx) -> None:
+    """A passive of the character: "I am shot in the shoulder", "I get spotted", "is wheeled straight
+    past the guards", "I am knocked flat by the blast". A state ("I am armed", "I'm tied to a chair")
+    and anything still to come ("I will be fine") are no result."""
+    if p.modal or p.future or p.about or p.main is None or any(u.w in _EXPERIENCE for u in toks[p.v:]):
+        return  # "I was captured once, years ago": the character's past, not this scene
+    pp = toks[p.main].w
+    n = len(toks)
+    k = p.main + 1
+    while k < n and _is_adverb(toks[k].w) or k < n and toks[k].w in ("straight", "right"):
+        k += 1
+    by_agent = k + 1 < n and toks[k].w == "by" and (toks[k + 1].w in _DETS or toks[k + 1].cap)
+    past = k + 1 < n and toks[k].w in _PAST_WORDS and (toks[k + 1].w in _DETS or toks[k + 1].w in _OTHER_PRON)
+    if pp in _HARM_PP or (by_agent and pp not in _STATIVE_PP) or past:
+        ctx.add("outcome", toks[p.v].s, toks[p.main].e,
+                "narrates what happens to the character; the DM and the dice decide that")
+
+
+_GETAWAY = _ws("walk get make slip stroll saunter sneak run drive fly escape ride sail limp")
+
+
+def _arrived(toks: list[_Tok], k: int) -> bool:
+    """"I'm out the door", "I am back aboard", "I'm there a full ten seconds ahead of everyone":
+    the character is where the attempt was headed."""
+    n = len(toks)
+    if k + 1 >= n:
+        return False
+    w, w2 = toks[k].w, toks[k + 1].w
+    return (w in ("out", "through", "past", "across", "over") and w2 in ("the", "that", "those")
+            or w == "back" and w2 in ("aboard", "inside", "on", "at", "home", "in")
+            or w == "there" and w2 in ("in", "ahead", "first", "before", "a", "already"))
+
+
+_FOUND_PREP = {"come": ("upon", "across"), "stumble": ("upon", "on", "across", "onto"), "happen": ("upon", "on"),
+               "chance": ("upon", "on"), "run": ("across",)}
+_NEW_THING = _ws("a an some another nothing two three several")
+
+
+def _comes_upon(toks: list[_Tok], b: str, k: int) -> int | None:
+    """A find stated as a movement: "come upon the crashed transport", "turn up a forged pass",
+    "follow the oil trail to a hidden hangar". The index of the match's last word, or None."""
+    n = len(toks)
+    nxt = toks[k].w if k < n else ""
+    if nxt in _FOUND_PREP.get(b, ()) and k + 1 < n:
+        return k + 1
+    if b == "turn" and nxt == "up" and k + 1 < n and toks[k + 1].w in _NEW_THING:
+        return k + 1
+    if b in ("follow", "trace", "track") and k < n and toks[k].w in ("the", "a", "an", "its", "their", "his"):
+        # a trail leads to a new thing; following a person ("follow her to a table") is their doing
+        for q in range(k + 1, min(n - 2, k + 6)):
+            if toks[q].w == "to" and toks[q + 1].w in ("a", "an"):
+                return q + 2
+    return None
+
+
+#: Verbs whose completion says nothing of a result: looking, saying, trying, wanting.
+_NOT_DONE = _ws("be have do get go come say tell ask try attempt begin start keep use take give make let put see")
+
+
+def _done_on_object(toks: list[_Tok], v: int, k: int, b: str, ctx: _Ctx) -> bool:
+    """Whether the completed verb ``b`` (perfect or "having ...") acted on a thing in the scene:
+    "swapped the real crown", "stitched the wound"; not "tried that", "told you", "checked the logs",
+    "been here before", "fought bigger men before"."""
+    n = len(toks)
+    if b in _NOT_DONE or b in _MENTAL or b in _INTENT_V or b in _COMPLEMENT or b in _SEARCH or b in _PERCEPT \
+            or b in _HOPE_LIKE or b in _WAIT or b in _EMOTION or k >= n or _obj_is_self(toks, k, ctx):
+        return False
+    if any(u.w in _EXPERIENCE for u in toks[v:]):
+        return False  # experience, not this scene: "I've picked tougher locks before"
+    nxt = toks[k]
+    return nxt.w in ("the", "this", "that", "these", "those", "his", "her", "their", "its", "it", "them", "him") \
+        or nxt.cap and nxt.w not in _SELF_PRON
 
 
 def _catch_idiom(toks: list[_Tok], k: int) -> bool:
@@ -1341,6 +1475,11 @@ def _small_clause(toks: list[_Tok], k: int) -> int | None:
 _HOLD_STATE = _lex("hold_state")
 
 
+#: "scares the mob into silence": a state another is driven into.
+_INTO_STATE = _ws("silence compliance retreat line tears laughter panic hiding surrender")
+_BACK_AND_FORTH = re.compile(r"\s+(?:and|or)\s+(\w+)")
+
+
 def _resultative(toks: list[_Tok], vi: int, k: int, b: str, ctx: _Ctx) -> bool:
     """Verb + object + result ("kick the door off its hinges", "bargain him down to half")."""
     n = len(toks)
@@ -1360,6 +1499,9 @@ def _resultative(toks: list[_Tok], vi: int, k: int, b: str, ctx: _Ctx) -> bool:
             and toks[k + 1].w not in _PREPS and w0 not in ("away",):
         ctx.add("outcome", vt.s, toks[k].e, "states the result of the action")
         return True
+    if _obj_is_self(toks, k, ctx) and k + 1 < n and toks[k + 1].w in ("free", "loose", "clear"):
+        ctx.add("outcome", vt.s, toks[k + 1].e, "states the result of the action")  # "setting us free"
+        return True
     if _obj_is_self(toks, k, ctx) or w0 in _PREPS and w0 not in ("off",):
         return False
     end = _np_end(toks, k)
@@ -1367,6 +1509,13 @@ def _resultative(toks: list[_Tok], vi: int, k: int, b: str, ctx: _Ctx) -> bool:
         return False
     r = toks[end].w
     r2 = toks[end + 1].w if end + 1 < n else ""
+    if (r, r2) in (("back", "to"), ("to", "normal")) and (r2 == "normal" or end + 2 < n and toks[end + 2].w in (
+            "normal", "life", "full", "safety")):
+        ctx.add("outcome", vt.s, toks[min(end + 2, n - 1)].e, "states the result of the action")  # "back to normal"
+        return True
+    back = _BACK_AND_FORTH.match(ctx.text, toks[end].e)
+    if back and {r, back.group(1).lower()} in ({"open", "shut"}, {"open", "closed"}, {"on", "off"}, {"up", "down"}):
+        return False  # "flips a lighter open and shut": a fidget, no state it ends in
     if r in _RESULT_PARTICLES and b in _RESULT_PARTICLES[r] and not (r in ("off", "out", "down") and r2 in ("the", "a")
                                                                       and b not in ("kick", "knock", "blast")):
         if r == "away" and r2 not in ("from",) and b != "blow":
@@ -1381,7 +1530,8 @@ def _resultative(toks: list[_Tok], vi: int, k: int, b: str, ctx: _Ctx) -> bool:
                                                                                                      "kick", "hurl"):
         ctx.add("outcome", vt.s, toks[end].e, "states the result of the action")
         return True
-    if r in ("to", "into") and r2 in ("pieces", "submission", "bits", "shreds") or r == "in" and r2 in ("half", "two"):
+    if r in ("to", "into") and r2 in ("pieces", "submission", "bits", "shreds") or r == "into" and r2 in _INTO_STATE \
+            or r == "in" and r2 in ("half", "two"):
         ctx.add("outcome", vt.s, toks[end + 1].e, "states the result of the action")
         return True
     if r == "off" and r2 in ("its", "the", "their", "his", "her") and end + 2 < n and (
@@ -1474,8 +1624,8 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
                  "before", "after", "moment", "time", "now", "wh"):
         return
     if intro in ("until", "till"):
-        if prev_main_base in _WAIT or prev_main_base == "__wait__":
-            return
+        if prev_main_base in _WAIT or prev_main_base == "__wait__" or p.instrument:
+            return  # "I fire at the drone until my magazine runs dry": the character's own gear
     if intro == "as":
         # A trailing "as" clause says what someone else does meanwhile ("I say as the merchant
         # counts the credits"): the DM's to narrate. A sentence-initial one sets the scene, and a
@@ -1514,6 +1664,9 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
             return
         if p.prog:
             return
+        if intro in ("until", "till") and comp_words[:2] == ["nothing", "but"]:
+            ctx.add("outcome", vt.s, toks[k + 1].e, "states the result of the action")  # "until it's nothing but scrap"
+            return
         if any(w in _EMOTION for w in comp_words[:3]) or comp_words[:2] == ["in", "awe"]:
             ctx.add("other_reaction", vt.s, toks[min(k + 2, n - 1)].e if k < n else vt.e,
                     "states how another character feels, which is the DM's to decide")
@@ -1529,13 +1682,15 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
         pp = toks[vi].w
         if pp in _STATIVE_PP:
             return
-        if p.instrument and not p.past:
-            return  # "my blaster is charged": the character's own gear
+        by_agent = "by" in (nxt, toks[k + 1].w if k + 1 < n else "")
+        if p.instrument and not p.past and not by_agent:
+            return  # "my blaster is charged": the character's own gear; "my lie is swallowed by the judge" is not
         got = any(a == "be" for a in p.aux) and any(toks[q].w in ("gets", "get", "got") for q in range(p.v, vi))
         if not (p.past or got or pp in _EVENTIVE_PP or "own_object" in flags and not any(
                     toks[q].w in ("still", "already") for q in range(p.v, vi))
                 or nxt in ("by", "out", "down", "away", "off", "apart", "aside", "back", "toward", "towards",
                            "through", "into", "clear", "free", "loose", "open", "shut", "unconscious")
+                or k + 2 < n and toks[k + 1].w == "by" and (toks[k + 2].w in _DETS or toks[k + 2].cap)
                 or _is_adverb(nxt) and nxt not in ("still", "already", "now", "just", "only", "also", "not")):
             return  # "the door is sealed": the situation as it stands
         if p.subj != "other" and not p.subj.startswith("pron:"):
@@ -1548,7 +1703,8 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
                 "narrates what has happened")
         return
     if p.prog:
-        if p.past:
+        if p.past or any(toks[q].w == "already" for q in range(p.v, vi)):
+            # "the artefact is already glowing in Hob's hands": it happened before the dice could say
             ctx.add("other_reaction" if p.animate else "outcome", toks[p.v].s, vt.e, "narrates what happened")
         return
     if b == "have":
@@ -1601,6 +1757,9 @@ def _markers(toks: list[_Tok], start: int, hedged: bool, ctx: _Ctx) -> None:
                     break
                 if words == ("easily",) and i + 1 < n and toks[i + 1].w in ("within", "in", "the", "visible"):
                     break
+                if words == ("to", "reveal") and i + 2 < n and toks[i + 2].w in ("what", "whether", "if", "how", "who",
+                                                                                   "where", "why", "which", "nothing"):
+                    break  # "to reveal what's inside": what the character means to find out
                 if not hedge_seen:
                     ctx.add(kind, toks[i].s, toks[i + L - 1].e, reason)
                 i += L - 1
@@ -1736,7 +1895,8 @@ def _speaker_label(norm: str, masked: str, ctx: _Ctx) -> tuple[str, bool]:
     words = [w.lower().strip(".") for w in raw_words]
     if not words or len(words) > 5:
         return masked, False
-    if any(w in _GENERIC_LABELS for w in words) or words[0] in ("in", "one", "two", "three"):
+    if any(w in _GENERIC_LABELS for w in words) or words[0] in ("in", "one", "two", "three") or words in (["a"], ["q"]):
+        # "A: ..." is an answer, as in "Q: ... A: ...", not a character called A
         return " " * m.end() + masked[m.end():], False
     if len(words) == 2 and (words[0] in ("i", "you", "we") or words[0] in ctx.actor) \
             and _FORMS.get(words[1], ("",))[0] in _SPEECH:
@@ -1796,6 +1956,9 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
     for ci, c in enumerate(clauses):
         ct = c.toks
         intro = c.intro
+        if c.punct == ":" and ci > 0 and not scope and _reading(ct, clauses[ci - 1].toks):
+            # "Brix measures the drop: forty-two metres": the reading is the DM's to give
+            ctx.add("outcome", ct[0].s, ct[0].e, "states what the character measured; the DM gives that")
         # ---- where does this clause stand?
         i = 0
         flags: set[str] = set()
@@ -1857,6 +2020,8 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
                     u.w in ("not", "too", "so", "indeed") for u in ct[pred.main + 1:]) and not hedged_outer(ci, clauses):
             # "..., Zix promises, and they are.": an elided verb phrase confirms the claim came true.
             ctx.add("outcome", ct[pred.subj_i].s, ct[pred.main].e, "confirms that what was claimed came true")
+        if intro in ("but", "yet") and _attempted(clauses[:ci]) and not hedged_outer(ci, clauses):
+            _failure_coda(ct, pred if explicit else None, ctx)
         breaker = (c.punct in (";", ":") or (c.punct and intro in (None, "and", "but", "then", "yet", "or",
                                                                    "so-therefore"))
                    or intro in ("but", "then")) and explicit
@@ -1880,9 +2045,14 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
             scope = True
         hedged = scope or intro in _HEDGE_INTRO or ci in conditional or (
             intro in ("which", "who", "whom", "that") and ci > 0 and _search_target(clauses[ci - 1].toks)) or (
+            intro in ("who", "what", "where", "whether", "how", "why", "which") and c.punct is None and ci > 0 and any(
+                _FORMS.get(u.w, ("",))[0] in _ASK for u in clauses[ci - 1].toks)) or (
             intro == "that" and c.punct is None and ci > 0 and any(
                 u.w in ("for", "toward", "towards") for u in clauses[ci - 1].toks[-4:]))
         # "reach for the lever that drops the portcullis": a restrictive clause names the target of the attempt
+        if intro in ("until", "till") and (vp_carry or main_subj is not None and main_subj.subj == "self" and (
+                main_subj.modal or main_subj.future)):
+            scope = hedged = True  # "I try to calm the beast until it lies down": the aim of the attempt
         if intro in _HEDGE_INTRO:
             scope = True
         if explicit and pred.v is None:
@@ -1954,6 +2124,8 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
             if pred.v is not None and intro not in _RELATIVE:
                 if not hedged and intro not in _BACKGROUND and intro != "that":
                     _judge_self(ct, pred, ctx, c, prev_self_base if intro in ("and", None, "then") else None)
+                elif not hedged and intro in ("until", "till") and pred.base in _FIND_V and not pred.modal:
+                    _judge_self(ct, pred, ctx, c, None)  # "I sort through the wreckage until I find the chip"
                 elif not hedged and pred.main is not None and not (pred.modal or pred.future):
                     if intro in ("as", "while") and "fronted" not in flags:
                         _judge_self(ct, pred, ctx, c, None)  # "... as I take down the hunter": still a fact
@@ -2009,6 +2181,8 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
             vp_carry = False
         if any(_FORMS.get(u.w, ("",))[0] in _WAIT for u in ct) and intro not in ("until", "till"):
             prev_main_base = "__wait__"
+        if pred.passive and pred.base in _COMPLEMENT and not (pred.future or pred.modal) and c.next_intro == "that":
+            scope = True  # "I was told that the guard sleeps at noon": what was told, not an event
         _markers(ct, i, hedged or (pred.subj == "self" and (pred.modal or pred.future)), ctx)
         _attributive(ct, ctx)
         if not hedged and pred.subj == "self":
@@ -2017,6 +2191,20 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
 
 
 _PLAN_NOUNS = _lex("plan_nouns")
+_NUMBER_WORDS = _ws("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+                    "hundred thousand dozen")
+_MEASURE = _ws("count measure tally gauge estimate weigh clock time pace sound")
+
+
+def _reading(ct: list[_Tok], before: list[_Tok]) -> bool:
+    """A number after a colon, following a measuring verb with an object: "counts the guards: six"."""
+    if not ct or not before:
+        return False
+    w = ct[0].w
+    number = w.isdigit() or all(x in _NUMBER_WORDS for x in w.split("-"))
+    return number and any(_FORMS.get(u.w, ("",))[0] in _MEASURE and q + 1 < len(before)
+                          and before[q + 1].w in _DETS for q, u in enumerate(before[:4]))
 
 
 def _agrees(w: str, subj: _Pred, ctx: _Ctx) -> bool:
@@ -2031,6 +2219,11 @@ def _agrees(w: str, subj: _Pred, ctx: _Ctx) -> bool:
 _SEARCH = _lex("search")
 
 
+#: "ask the informant who hired the assassins": what follows is the question, not an answer.
+_ASK = _ws("ask wonder inquire enquire question")
+_ROUTE_NOUNS = _ws("course route path trajectory heading plan")
+
+
 def _search_target(toks: list[_Tok]) -> bool:
     """"search for anything that looks forged", "scan for anyone who looks out of place": a
     relative clause on what is looked for describes it; nothing has happened."""
@@ -2038,6 +2231,8 @@ def _search_target(toks: list[_Tok]) -> bool:
         return False
     if toks[-1].w.startswith(("any", "some")) or any(u.w == "any" for u in toks[-4:]):
         return True
+    if toks[-1].w in _ROUTE_NOUNS:
+        return True  # "plot a course that skims the atmosphere": the course planned, not flown
     return any(u.w == "for" for u in toks[-4:]) and any(_FORMS.get(u.w, ("",))[0] in _SEARCH for u in toks)
 
 
@@ -2053,6 +2248,34 @@ def _ends_in_noun(toks: list[_Tok]) -> bool:
     if last.w in _HEDGE_NOUNS:
         return False
     return last.w not in _FORMS or (len(toks) > 1 and (toks[-2].w in _DETS or toks[-2].poss))
+
+
+_ATTEMPT = _ws("try tries trying tried attempt attempts attempting attempted")
+_NO_LUCK = (("no", "luck"), ("no", "dice"), ("no", "use"), ("no", "good"), ("too", "late"), ("no", "avail"))
+
+
+def _attempted(before: list[_Clause]) -> bool:
+    """Whether the character tried something earlier in the sentence ("I try to pick the lock, ...")."""
+    return any(u.w in _ATTEMPT for c in before for u in c.toks) and not any(
+        (u.w in _INTENT_V or u.w in _HOPE_LIKE) and u.w not in _ATTEMPT or u.w in _AUX_MODAL
+        for c in before for u in c.toks[:3])
+
+
+def _failure_coda(ct: list[_Tok], pred: _Pred | None, ctx: _Ctx) -> None:
+    """"..., but he can't", "..., but no luck", "..., but it's too late": how the attempt ended.
+
+    Only after an attempt: "I'd love to help, but I can't" is the character's refusal, not a result.
+    """
+    words = [u.w for u in ct]
+    if pred is not None and pred.modal and pred.neg and pred.main is None and not pred.future \
+            and all(w in ("not", "just", "still", "quite", "really", ".", "!") for w in words[pred.comp:]):
+        ctx.add("outcome", ct[pred.subj_i].s, ct[min(pred.comp, len(ct)) - 1].e,
+                "states the attempt failed; the dice decide that")
+        return
+    for q in range(len(words) - 1):
+        if (words[q], words[q + 1]) in _NO_LUCK and not (q and words[q - 1] in ("not", "never")):
+            ctx.add("outcome", ct[q].s, ct[q + 1].e, "states the attempt failed; the dice decide that")
+            return
 
 
 def hedged_outer(ci: int, clauses: list[_Clause]) -> bool:
@@ -2102,12 +2325,20 @@ def _infinitive_under_intent(ct: list[_Tok], v: int) -> bool:
     return False
 
 
+_INVERSION = _ws("out in down up off through")
+
+
 def _subjectless(ct, i, c, ci, ctx, hedged, vp_carry, main_subj, prev_self_base, inherited=False):
     """A clause without its own subject: the character's next verb, a participle, an imperative."""
     if i >= len(ct):
         return
     t = ct[i]
     info = _FORMS.get(t.w)
+    if not hedged and t.w in _INVERSION and i + 2 < len(ct) and _FORMS.get(ct[i + 1].w, ("", ""))[1] in ("s", "past") \
+            and (ct[i + 2].w in _DETS or ct[i + 2].cap):
+        # "... and out drops a cold can of fizz", "in walks the captain": an event the DM narrates
+        ctx.add("outcome", t.s, ct[i + 1].e, "narrates what happens in the scene; the DM decides that")
+        return
     if t.w == "to" or info is None:
         return
     b, tag = info
@@ -2186,7 +2417,9 @@ def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
         while k < n and _is_adverb(ct[k].w):
             k += 1
         info = _FORMS.get(ct[k].w) if k < n else None
-        if info and (info[0] in _ACHIEVE or info[0] in _PERCEPT or info[0] in _PART_RESULT or info[0] in _KNOW):
+        if info and (info[0] in _ACHIEVE or info[0] in _PERCEPT or info[0] in _PART_RESULT or info[0] in _KNOW
+                     or info[1] in ("pp", "past") and _done_on_object(ct, i, k + 1, info[0], ctx)):
+            # "Having stitched the wound, I move on": the task is taken as done
             ctx.add("outcome", t.s, ct[k].e, "takes a success for granted; the dice decide that")
         return
     if _FOUND_PHRASAL.get(b) == nxt:
@@ -2218,8 +2451,9 @@ def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
             return
         if b == "punch" and nxt != "holes" or b == "catch" and _catch_idiom(ct, k):
             return
-        if nxt in ("every", "each", "short", "briefly", "once", "twice", "only", "now", "for", "just", "dead"):
-            return
+        if nxt in ("short", "briefly", "once", "twice", "only", "now", "for", "just", "dead") or nxt in (
+                "every", "each") and k + 1 < n and (ct[k + 1].w in _SPANS or ct[k + 1].w in ("few", "other", "time")):
+            return  # "checking every few seconds"; "blinding every sentry" is a result
         if b == "leave" and _leave_state(ct, k) is not None and not _obj_is_self(ct, k, ctx):
             ctx.add("outcome", t.s, ct[_leave_state(ct, k)].e, "a participle clause states the result of the action")
             return
