@@ -13,6 +13,7 @@ event names both sources.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Iterable
@@ -50,13 +51,30 @@ def claims(text: str, entities: Iterable[str]) -> dict[tuple[str, str], int]:
     A sentence naming an entity and a status word asserts that status of the entity; a negator
     up to three words before the status word flips it. A sentence asserting both polarities of
     one concept is ambiguous and asserts nothing about it.
+
+    Memoized per ``(text, entities)``: conflict resolution compares each new memory with up
+    to 200 stored ones, the same ones turn after turn, and parsing them again every turn made
+    the memory storage phase grow with the campaign. The caller gets its own dict.
     """
+    try:
+        return dict(_claims(text, tuple(entities)))
+    except TypeError:  # unhashable entities (a hand-edited memory): parse without the cache
+        return dict(_parse_claims(text, entities))
+
+
+@functools.lru_cache(maxsize=8192)
+def _claims(text: str, entities: tuple) -> tuple[tuple[tuple[str, str], int], ...]:
+    return _parse_claims(text, entities)
+
+
+def _parse_claims(text: str, entities: Iterable[str]) -> tuple[tuple[tuple[str, str], int], ...]:
     keys = [entity_key(e) for e in entities if e]
+    patterns = [(k, re.compile(r"(?<!\w)" + re.escape(k) + r"(?!\w)")) for k in dict.fromkeys(keys)]
     out: dict[tuple[str, str], int] = {}
     ambiguous: set[tuple[str, str]] = set()
     for sent in sentences(text):
         low = sent.casefold()
-        named = [k for k in keys if re.search(r"(?<!\w)" + re.escape(k) + r"(?!\w)", low)]
+        named = [k for k, pattern in patterns if pattern.search(low)]
         if not named:
             continue
         words = [w.replace("’", "'") for w in split_words(low)]
@@ -77,7 +95,7 @@ def claims(text: str, entities: Iterable[str]) -> dict[tuple[str, str], int]:
                     out[key] = next(iter(pols))
     for key in ambiguous:
         out.pop(key, None)
-    return out
+    return tuple(out.items())
 
 
 def related_scopes(scope: str) -> list[str] | None:

@@ -12,6 +12,8 @@ stopwords are dropped and tags are backslash-escaped.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import json
 import re
 from typing import Iterable
@@ -190,6 +192,16 @@ def tags_clause(values: Iterable[str]) -> str:
 def term_overlap(terms: list[str], text: str) -> float:
     """Share of the query's terms found among the document's words (prefix match, so
     "freighter" finds "freighters")."""
-    found = set(query_terms(text)) | {w for w in _TERM_RE.findall(text.casefold())}
-    hits = sum(1 for t in terms if t in found or any(w.startswith(t) for w in found))
+    words = _sorted_words(text)
+    hits = 0
+    for t in terms:  # t is a word of the text, or a prefix of one: the first word >= t tells
+        i = bisect.bisect_left(words, t)
+        hits += i < len(words) and words[i].startswith(t)
     return hits / len(terms)
+
+
+@functools.lru_cache(maxsize=8192)
+def _sorted_words(text: str) -> tuple[str, ...]:
+    """The distinct words of a memory's text, casefolded and sorted (memoized: recall scores
+    the same stored memories turn after turn)."""
+    return tuple(sorted(set(_TERM_RE.findall(text.casefold()))))
