@@ -28,9 +28,11 @@ FIRST_HELD_OUT = DATA / "overreach" / "fresh.jsonl"
 #: The second held-out part (check_fresh2.py says how it was made). Rules were then written from its
 #: misses, so it too is no longer the honest measure.
 SECOND_HELD_OUT = DATA / "overreach" / "fresh2.jsonl"
+#: The third held-out part (check_fresh3.py says how it was made); rules were then written from its misses.
+THIRD_HELD_OUT = DATA / "overreach" / "fresh3.jsonl"
 #: The held-out part: labelled by meaning by someone who never opened or ran the detector, and
-#: committed before it was scored; nobody writing rules has read it (check_fresh3.py says how).
-HELD_OUT = DATA / "overreach" / "fresh3.jsonl"
+#: committed before it was scored; nobody writing rules has read it (check_fresh4.py says how).
+HELD_OUT = DATA / "overreach" / "fresh4.jsonl"
 
 
 def test_corpus_is_big_varied_and_balanced():
@@ -70,15 +72,25 @@ def test_precision_and_recall_on_the_development_parts_of_the_independent_corpus
 
 
 def test_precision_and_recall_on_the_held_out_part():
-    """Scored as it is. The goal is 0.95 / 0.95; measured on 425 lines nobody tuned for: precision
-    0.926, recall 0.825 (the rules before the last round, written without ``fresh2``'s misses:
-    0.893 / 0.791). This guards that level until the goal is reached; its misses are printed
-    (``pytest -s``)."""
+    """Scored as it is. The goal is 0.95 / 0.95; measured on 425 lines nobody tuned for, with more
+    reactions of others than the other parts (82 of 211 overreaching lines): precision 0.910,
+    recall 0.768 (0.754 on outcomes, 0.817 on reactions, 6 of 11 futures). Before the rules from ``fresh3``'s misses it scored 0.910 / 0.763, before those
+    from ``fresh2``'s 0.893 / 0.791 on ``fresh3`` itself. This guards that level until the goal is
+    reached; its misses are printed (``pytest -s``)."""
     result = evaluate(HELD_OUT)
     _report("held-out part", result)
     assert result["tp"] + result["fn"] >= 200 and result["tn"] + result["fp"] >= 200
-    assert result["precision"] >= 0.92
-    assert result["recall"] >= 0.82
+    assert result["precision"] >= 0.90
+    assert result["recall"] >= 0.76
+
+
+def test_precision_and_recall_on_the_third_held_out_part():
+    """0.926 / 0.825 while it was held out (0.893 / 0.791 with the rules before the round written
+    from ``fresh2``'s misses); rules were then written from its misses: 0.964 / 0.896."""
+    result = evaluate(THIRD_HELD_OUT)
+    _report("third held-out part", result)
+    assert result["precision"] >= 0.95
+    assert result["recall"] >= 0.89
 
 
 def test_precision_and_recall_on_the_second_held_out_part():
@@ -98,7 +110,8 @@ def test_the_held_out_parts_are_well_formed_and_share_no_line_with_the_rest():
     spec.loader.exec_module(checker)
     parts = [DATA / "overreach" / f"{name}.jsonl" for name in ("pool", "dev", "test")] + [CORPUS]
     for path, others in ((FIRST_HELD_OUT, parts), (SECOND_HELD_OUT, [*parts, FIRST_HELD_OUT]),
-                         (HELD_OUT, [*parts, FIRST_HELD_OUT, SECOND_HELD_OUT])):
+                         (THIRD_HELD_OUT, [*parts, FIRST_HELD_OUT, SECOND_HELD_OUT]),
+                         (HELD_OUT, [*parts, FIRST_HELD_OUT, SECOND_HELD_OUT, THIRD_HELD_OUT])):
         problems, counts = checker.check(path, others)
         assert problems == [], (path.name, problems[:5])
         assert sum(counts.values()) >= 400
@@ -116,7 +129,7 @@ def test_precision_and_recall_on_the_first_held_out_part():
 
 
 def test_offsets_always_point_at_the_match():
-    for path in (*DEVELOPMENT, FIRST_HELD_OUT, SECOND_HELD_OUT, HELD_OUT, CORPUS):
+    for path in (*DEVELOPMENT, FIRST_HELD_OUT, SECOND_HELD_OUT, THIRD_HELD_OUT, HELD_OUT, CORPUS):
         for line in path.read_text().splitlines():
             text = json.loads(line)["text"]
             for v in find_overreach(text):
@@ -410,6 +423,25 @@ GENERALIZED_DETECTS = [
     ("I tear down the banner to reveal the hidden mural.", "outcome"),
     ("I snatch the arrow out of the air.", "outcome"),
     ("I wrench myself free of the wreck.", "outcome"),
+    # from the misses of the third held-out part (fresh3.jsonl), read once it had been scored and
+    # fresh4.jsonl committed: a perfect find, the distance of an escape, a made-certain future, a
+    # trail to a find, "there it is", "no luck", "end up with", "turns out", a trail shaken off,
+    # a second verb of being away, a pickpocket's theft, an arrival in a participle, nobody reacting,
+    # the thing in the character's pocket by the time the scene moves on
+    ("I've located the fault, a cracked seal behind the pump.", "outcome"),
+    ("By the time the sirens start, I'm two streets away.", "outcome"),
+    ("The vote goes our way tomorrow; I've made sure of it.", "future"),
+    ("I trail the drag marks to a cellar door.", "outcome"),
+    ("I taste the stew and there it is, the tang of nightshade.", "outcome"),
+    ("I search the drawer: no luck, only receipts.", "outcome"),
+    ("I charm the clerk and we end up with two free tickets.", "outcome"),
+    ("Turns out the vault has a second door.", "outcome"),
+    ("Mira throws the dogs off her trail in the creek.", "outcome"),
+    ("Tib grabs the idol and is out of the temple before the doors seal.", "outcome"),
+    ("I lift the brass key from the jailer's belt.", "outcome"),
+    ("I swim the channel, reaching the far bank at dawn.", "outcome"),
+    ("I walk through the hall and nobody so much as blinks.", "other_reaction"),
+    ("By the time the music stops, the necklace is in my pocket.", "outcome"),
 ]
 
 GENERALIZED_ALLOWS = [
@@ -477,6 +509,15 @@ GENERALIZED_ALLOWS = [
     "I lift the tarp, hoping to reveal a mural.",
     "I scan the hall, checking every few seconds for movement.",
     "I try to wrench myself free.",
+    "Let's see how it turns out.",
+    "It turns out I'm more tired than I thought.",
+    "I lift the crate onto the cart.",
+    "I keep climbing, reaching for the next hold.",
+    "When the bell rings and the crowd surges forward, I slip toward the stage.",
+    "I pin the smuggler against the crates and ask who paid him.",
+    "I have seen worse storms than this.",
+    "The pistol is in my hand.",
+    "*Vel-7 its antennae twitch when it thinks* Processing. Vel-7 tries to open the hatch.",
 ]
 
 

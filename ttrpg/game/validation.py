@@ -275,7 +275,7 @@ _FUTURE_LEAD = _ws("soon tomorrow later")
 _LEAD_SKIP = _ws("just then now suddenly finally immediately instantly meanwhile slowly quickly together again "
                  "also still even soon tomorrow later eventually yet so thanks")
 
-# Certainty markers: phrase -> kind. "*" matches one word.
+# Certainty markers: phrase -> kind.
 _MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
     (tuple(p.split()), kind, reason) for p, kind, reason in [
         ("successfully", "outcome", "asserts the action succeeded"),
@@ -354,6 +354,18 @@ _MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
         ("in vain", "outcome", "states the attempt failed"),
         ("for a fortune", "outcome", "states the deal was made"),
         ("to reveal", "outcome", "states what the action uncovers; the DM reveals that"),
+        ("made certain of it", "future", "predicts the future"),
+        ("made sure of it", "future", "predicts the future"),
+        ("there it is", "outcome", "states what the character finds; the DM reveals that"),
+        ("there they are", "outcome", "states what the character finds; the DM reveals that"),
+        ("no luck", "outcome", "states the attempt failed"),
+        *((f"{end} up with", "outcome", "states how the attempt turned out")
+          for end in ("end", "ends", "ended", "ending")),
+        *((f"{turn} out", "outcome", "states what the character finds; the DM reveals that")
+          for turn in ("turns", "turned")),
+        *((f"off {whose} trail", "outcome", "states the pursuers were shaken off")
+          for whose in ("her", "his", "their", "our", "my", "its", "the")),
+        ("off the scent", "outcome", "states the pursuers were shaken off"),
         ("out of the air", "outcome", "states the catch succeeded"),
         ("out of midair", "outcome", "states the catch succeeded"),
         ("out of mid-air", "outcome", "states the catch succeeded"),
@@ -528,6 +540,10 @@ def _clauses(toks: list[_Tok]) -> list[_Clause]:
                 continue
             flush(None, w)
             i += 1
+            continue
+        if w == "so" and nxt == "much" and i + 2 < n and toks[i + 2].w == "as":
+            cur.extend(toks[i:i + 3])  # "nobody so much as glances": an adverb, not "so" + "as"
+            i += 3
             continue
         if w in _SPLIT and not t.poss:
             if w in ("and", "but", "or", "yet", "nor") and not cur and intro is None:
@@ -1014,6 +1030,9 @@ def _verb_group(toks: list[_Tok], j: int, p: _Pred, ctx: _Ctx) -> _Pred | None:
             p.neg = True
             j += 1
             continue
+        if w == "so" and j + 2 < n and toks[j + 1].w == "much" and toks[j + 2].w == "as":
+            j += 3  # "nobody so much as glances at me"
+            continue
         if _is_adverb(w) and w not in ("so", "now", "then") or (w in ("now", "then") and first) or (
                 w == "now" and j + 1 < n and toks[j + 1].w in ("being", "been")):
             j += 1
@@ -1240,6 +1259,9 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
     if _FOUND_PHRASAL.get(b) == nxt and not (b == "make" and k + 1 < n and toks[k + 1].w in ("with", "of")):
         ctx.add("outcome", vt.s, toks[k].e, "states what the character perceives or discovers; the DM reveals that")
         return
+    if _lifts(toks, b, k, ctx):
+        ctx.add("outcome", vt.s, toks[_np_end(toks, k) - 1].e, "states the theft succeeded; the dice decide that")
+        return
     if b in _GETAWAY and nxt in ("away", "off") and k + 2 < n and toks[k + 1].w == "with" \
             and not _obj_is_self(toks, k + 2, ctx):
         ctx.add("outcome", vt.s, toks[k + 2].e, "states the character got away with it; the dice decide that")
@@ -1252,7 +1274,7 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
         ctx.add("outcome", vt.s, toks[k].e, "a second verb that presupposes the first one worked")
         return
     if p.perfect and not p.have_to and _done_on_object(toks, p.v, k, b, ctx) and (
-            any(u.w == "already" for u in toks[p.v:p.main]) or "by the time" in ctx.text.lower()):
+            any(u.w in ("already", "just") for u in toks[p.v:p.main]) or "by the time" in ctx.text.lower()):
         # "I've already rewired the turret by the time the patrol rounds the corner"
         ctx.add("outcome", toks[p.v].s, vt.e, "states the task is already done; the dice decide that")
         return
@@ -1265,9 +1287,10 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
         if k >= n and c.next_intro in ("that", "where", "who", "how", "why", "what"):
             ctx.add("outcome", vt.s, vt.e, "states what the character perceives or discovers; the DM reveals that")
             return
-        if p.perfect or k >= n or nxt in ("for", "if", "whether", "to", "around", "about", "worse", "better",
-                                          "enough", "nothing") or (b == "see" and nxt in ("what", "how", "why")):
-            return
+        if p.perfect and (b not in _FIND_V or any(u.w in _EXPERIENCE for u in toks[p.v:])) or k >= n or nxt in (
+                "for", "if", "whether", "to", "around", "about", "worse", "better", "enough", "nothing") \
+                or (b == "see" and nxt in ("what", "how", "why")):
+            return  # "I've seen worse", "I have found such things before"; "I've found the leak" is a find
         if (nxt == "out" and b != "find") or (b == "find" and _obj_is_self(toks, k, ctx)):
             return
         found_obj = (nxt in _DETS or nxt in _SELF_PRON or nxt in _OTHER_PRON or nxt in _MAYBE_PRON or toks[k].poss
@@ -1302,6 +1325,8 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
                    for q in range(k, min(end + 1, n))):
                 return
         elif b == "catch" and _catch_idiom(toks, k):
+            return
+        elif _pinned_against(toks, b, k):
             return
         elif b in ("lose", "free", "save", "crack", "beat", "pin", "escape", "fix", "succeed", "recover", "clear"):
             if b == "clear" and nxt in ("out", "off", "away", "of", "throat"):
@@ -1362,6 +1387,22 @@ def _done_to_self(toks: list[_Tok], p: _Pred, ctx: _Ctx) -> None:
                 "narrates what happens to the character; the DM and the dice decide that")
 
 
+#: What a pickpocket takes: "lift the key from her chatelaine", "pinches the noble's purse".
+_POCKETABLE = _ws("purse purses wallet wallets key keys keycard keycards ring rings badge card pass papers ledger coin "
+                  "coins watch necklace gem gems jewel jewels locket brooch chit credstick")
+
+
+def _lifts(toks: list[_Tok], b: str, k: int, ctx: _Ctx) -> bool:
+    """A theft in one verb: "filch", "pilfer", or "lift / pinch / nick / palm" + something pocketable."""
+    n = len(toks)
+    if k >= n or _obj_is_self(toks, k, ctx) or toks[k].w in _PREPS:
+        return False
+    if b in ("filch", "pilfer"):
+        return True
+    end = _np_end(toks, k)
+    return b in ("lift", "pinch", "nick", "palm") and 0 < end <= n and toks[end - 1].w in _POCKETABLE
+
+
 _GETAWAY = _ws("walk get make slip stroll saunter sneak run drive fly escape ride sail limp")
 
 
@@ -1372,7 +1413,11 @@ def _arrived(toks: list[_Tok], k: int) -> bool:
     if k + 1 >= n:
         return False
     w, w2 = toks[k].w, toks[k + 1].w
+    if any(toks[q].w == "away" for q in range(k + 1, min(n, k + 4))) and (
+            w in _NUMBER_WORDS or w in ("a", "far", "well", "miles", "already", "long", "safely")):
+        return True  # "I'm three rooftops away"
     return (w in ("out", "through", "past", "across", "over") and w2 in ("the", "that", "those")
+            or w == "out" and w2 == "of" and k + 2 < n and toks[k + 2].w in ("the", "a", "that", "sight", "range")
             or w == "back" and w2 in ("aboard", "inside", "on", "at", "home", "in")
             or w == "there" and w2 in ("in", "ahead", "first", "before", "a", "already"))
 
@@ -1391,7 +1436,7 @@ def _comes_upon(toks: list[_Tok], b: str, k: int) -> int | None:
         return k + 1
     if b == "turn" and nxt == "up" and k + 1 < n and toks[k + 1].w in _NEW_THING:
         return k + 1
-    if b in ("follow", "trace", "track") and k < n and toks[k].w in ("the", "a", "an", "its", "their", "his"):
+    if b in ("follow", "trace", "track", "trail") and k < n and toks[k].w in ("the", "a", "an", "its", "their", "his"):
         # a trail leads to a new thing; following a person ("follow her to a table") is their doing
         for q in range(k + 1, min(n - 2, k + 6)):
             if toks[q].w == "to" and toks[q + 1].w in ("a", "an"):
@@ -1416,6 +1461,25 @@ def _done_on_object(toks: list[_Tok], v: int, k: int, b: str, ctx: _Ctx) -> bool
     nxt = toks[k]
     return nxt.w in ("the", "this", "that", "these", "those", "his", "her", "their", "its", "it", "them", "him") \
         or nxt.cap and nxt.w not in _SELF_PRON
+
+
+_KEEPING = _ws("hand hands pocket pockets coat jacket bag pack satchel sleeve grip possession boot belt")
+
+
+def _in_my_keeping(toks: list[_Tok], p: _Pred, c: _Clause, ctx: _Ctx) -> bool:
+    """"By the time the bar has emptied, the ledger is in my coat": the thing is the character's
+    now, with the moment it happened skipped over ("by the time", "before", "already")."""
+    around = [u.w for u in toks[p.v:p.comp + 4]]
+    words = [u.w for u in toks[p.comp:p.comp + 4] if u.w not in ("already", "safely", "now")]
+    if words[:1] != ["in"] or len(words) < 3 or words[1] not in ("my", "our") or words[2] not in _KEEPING:
+        return False
+    return "by the time" in ctx.text.lower() or c.next_intro in ("before", "just-before") or any(
+        w in ("already", "safely", "now") for w in around)
+
+
+def _pinned_against(toks: list[_Tok], b: str, k: int) -> bool:
+    """"I pin the courier against the wall": the grapple, not its outcome."""
+    return b == "pin" and any(u.w == "against" for u in toks[k:k + 5])
 
 
 def _catch_idiom(toks: list[_Tok], k: int) -> bool:
@@ -1664,6 +1728,9 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
             return
         if p.prog:
             return
+        if _in_my_keeping(toks, p, c, ctx):
+            ctx.add("outcome", vt.s, toks[min(k + 2, n - 1)].e, "states the character got hold of it; the dice decide that")
+            return
         if intro in ("until", "till") and comp_words[:2] == ["nothing", "but"]:
             ctx.add("outcome", vt.s, toks[k + 1].e, "states the result of the action")  # "until it's nothing but scrap"
             return
@@ -1757,6 +1824,10 @@ def _markers(toks: list[_Tok], start: int, hedged: bool, ctx: _Ctx) -> None:
                     break
                 if words == ("easily",) and i + 1 < n and toks[i + 1].w in ("within", "in", "the", "visible"):
                     break
+                if words[-1] == "out" and words[0].startswith("turn") and (any(
+                        u.w in ("how", "if", "whether", "what") for u in toks[max(0, i - 2):i])
+                        or any(u.w in _SELF_PRON for u in toks[i + 2:i + 4])):
+                    break  # "see how it turns out": an open question; "it turns out I ...": about oneself
                 if words == ("to", "reveal") and i + 2 < n and toks[i + 2].w in ("what", "whether", "if", "how", "who",
                                                                                    "where", "why", "which", "nothing"):
                     break  # "to reveal what's inside": what the character means to find out
@@ -1955,6 +2026,9 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
     conditional = {ci for ci in range(len(clauses) - 1) if clauses[ci + 1].intro in ("if", "unless")}
     for ci, c in enumerate(clauses):
         ct = c.toks
+        if c.intro == "and" and c.punct is None and ci > 0 and clauses[ci - 1].intro in _SETTING and any(
+                later.intro is None for later in clauses[ci + 1:]):
+            c.intro = clauses[ci - 1].intro  # "When the fireworks start and every head turns, ...": still the when
         intro = c.intro
         if c.punct == ":" and ci > 0 and not scope and _reading(ct, clauses[ci - 1].toks):
             # "Brix measures the drop: forty-two metres": the reading is the DM's to give
@@ -2191,6 +2265,9 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
 
 
 _PLAN_NOUNS = _lex("plan_nouns")
+#: Connectives of a clause that sets the time or condition of another; a clause joined to it by a bare
+#: "and" shares it.
+_SETTING = _ws("when whenever if unless once while")
 _NUMBER_WORDS = _ws("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                     "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
                     "hundred thousand dozen")
@@ -2371,6 +2448,12 @@ def _subjectless(ct, i, c, ci, ctx, hedged, vp_carry, main_subj, prev_self_base,
         p.comp = i + 1
         if tag == "past" and b in _MENTAL:
             return
+        if t.w in _BE:  # "... and is out of the window before the alarm sounds"
+            p = _Pred()
+            p.subj, p.plural = "self", True
+            p = _verb_group(ct, i, p, ctx)
+            if p is None or p.main is None:
+                return
         _judge_self(ct, p, ctx, c, prev_self_base)
         return
     if subj.subj == "other" or (subj.subj or "").startswith("pron:"):
@@ -2422,6 +2505,10 @@ def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
             # "Having stitched the wound, I move on": the task is taken as done
             ctx.add("outcome", t.s, ct[k].e, "takes a success for granted; the dice decide that")
         return
+    if _arrives(ct, b, k, ctx):
+        ctx.add("outcome", t.s, ct[min(_np_end(ct, k), n) - 1].e if k < n else t.e,
+                "states the character arrived where the attempt was headed; the dice decide that")
+        return  # "..., reaching the far side with scraped palms"
     if _FOUND_PHRASAL.get(b) == nxt:
         if k + 1 >= n or ct[k + 1].w in ("which", "where", "what", "who", "how", "whether", "if", "why", "when"):
             return  # "..., working out which way the creature went": an open question, still being worked on
@@ -2449,7 +2536,7 @@ def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
         if k >= n or _obj_is_self(ct, k, ctx) or nxt in ("to", "for", "at", "toward", "towards", "into", "on", "back",
                                                         "behind", "down", "low", "up"):
             return
-        if b == "punch" and nxt != "holes" or b == "catch" and _catch_idiom(ct, k):
+        if b == "punch" and nxt != "holes" or b == "catch" and _catch_idiom(ct, k) or _pinned_against(ct, b, k):
             return
         if nxt in ("short", "briefly", "once", "twice", "only", "now", "for", "just", "dead") or nxt in (
                 "every", "each") and k + 1 < n and (ct[k + 1].w in _SPANS or ct[k + 1].w in ("few", "other", "time")):
