@@ -423,7 +423,7 @@ def test_ttrpg_workers_json_shows_the_running_worker_and_queue_depths(queue_name
     with local_workers(1, [queue_name], "forkserver") as fleet:
         name = fleet.names[0]
         queue = job_queue(queue_name, redis_client)
-        first = queue.enqueue("ttrpg.jobs.functions.sleep_for", 4)
+        first = queue.enqueue("ttrpg.jobs.functions.sleep_for", 10)  # outlasts a slow `ttrpg workers` start
         second = queue.enqueue("ttrpg.jobs.functions.probe")
         assert _wait(lambda: any(h.state == "running" for h in horses(name)), 30)
         result = run_cli("workers", "--json")  # default: $TTRPG_QUEUE, this test's queue

@@ -190,6 +190,11 @@ JSON_MAX_INT_DIGITS = 20
 MAX_TURNS = 10_000
 """Largest ``--turns``: far beyond any session, small enough for every store it travels through."""
 
+LOCAL_WORKERS_READY_TIMEOUT_S = 60.0
+"""How long ``local_workers`` waits for the workers it started to register before it gives up:
+a worker registers within a second on an idle machine, but on a busy one (a full test suite, a
+model server, a build) interpreter start-up alone has taken over 30 s."""
+
 MAX_LOCAL_WORKERS = 16
 """Largest ``--workers``: one job per AI player runs at a time, so more than a few only cost memory."""
 

@@ -25,6 +25,7 @@ from rq.serializers import JSONSerializer
 from rq.worker import Worker
 
 from ttrpg.backend.connection import redis_url, text_of
+from ttrpg.defaults import LOCAL_WORKERS_READY_TIMEOUT_S
 from ttrpg.exceptions import ConfigError, TTRPGError
 from ttrpg.fleet.monitor import monitor_client
 from ttrpg.fleet.workers import DEFAULT_WORKER_CLASS, WORKER_CLASSES
@@ -116,7 +117,8 @@ def _stop_procs(procs: list[subprocess.Popen], grace: float) -> None:
 
 @contextlib.contextmanager
 def local_workers(n: int, queues: list[str] | None = None, worker_class: str = DEFAULT_WORKER_CLASS, settings=None,
-                  *, ready_timeout: float = 30.0, grace: float = 10.0, log_dir: Path | None = None):
+                  *, ready_timeout: float = LOCAL_WORKERS_READY_TIMEOUT_S, grace: float = 10.0,
+                  log_dir: Path | None = None):
     """Start ``n`` ``python -m ttrpg worker`` processes, wait until they serve, stop them on exit.
 
     The workers are our children in our process group (a Ctrl+C reaches them too) and get
