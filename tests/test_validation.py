@@ -30,9 +30,13 @@ FIRST_HELD_OUT = DATA / "overreach" / "fresh.jsonl"
 SECOND_HELD_OUT = DATA / "overreach" / "fresh2.jsonl"
 #: The third held-out part (check_fresh3.py says how it was made); rules were then written from its misses.
 THIRD_HELD_OUT = DATA / "overreach" / "fresh3.jsonl"
+#: The fourth held-out part (check_fresh4.py says how it was made); rules were then written from its misses.
+FOURTH_HELD_OUT = DATA / "overreach" / "fresh4.jsonl"
 #: The held-out part: labelled by meaning by someone who never opened or ran the detector, and
-#: committed before it was scored; nobody writing rules has read it (check_fresh4.py says how).
-HELD_OUT = DATA / "overreach" / "fresh4.jsonl"
+#: committed before it was scored; nobody writing rules has read it (check_fresh5.py says how).
+HELD_OUT = DATA / "overreach" / "fresh5.jsonl"
+#: Every held-out part in the order it was made, each checked against all that came before it.
+HELD_OUT_PARTS = (FIRST_HELD_OUT, SECOND_HELD_OUT, THIRD_HELD_OUT, FOURTH_HELD_OUT, HELD_OUT)
 
 
 def test_corpus_is_big_varied_and_balanced():
@@ -72,34 +76,37 @@ def test_precision_and_recall_on_the_development_parts_of_the_independent_corpus
 
 
 def test_precision_and_recall_on_the_held_out_part():
-    """Scored as it is. The goal is 0.95 / 0.95; measured on 425 lines nobody tuned for, with more
-    reactions of others than the other parts (82 of 211 overreaching lines): precision 0.910,
-    recall 0.768 (0.754 on outcomes, 0.817 on reactions, 6 of 11 futures). Before the rules from ``fresh3``'s misses it scored 0.910 / 0.763, before those
-    from ``fresh2``'s 0.893 / 0.791 on ``fresh3`` itself. This guards that level until the goal is
-    reached; its misses are printed (``pytest -s``)."""
+    """Scored as it is. The goal is 0.95 / 0.95; measured on 425 lines nobody tuned for: precision
+    0.897, recall 0.787 (0.750 on stated outcomes, 0.892 on others' reactions, 8 of 16 certain
+    futures); before the rules written from ``fresh4``'s misses, 0.897 / 0.782. Each round of rules
+    written from one held-out part's misses moved the next unseen part little: ``fresh3`` 0.893 /
+    0.791 -> 0.926 / 0.825, ``fresh4`` 0.910 / 0.763 -> 0.910 / 0.768, this part 0.897 / 0.782 ->
+    0.897 / 0.787. This guards that level; its misses are printed (``pytest -s``)."""
     result = evaluate(HELD_OUT)
     _report("held-out part", result)
     assert result["tp"] + result["fn"] >= 200 and result["tn"] + result["fp"] >= 200
-    assert result["precision"] >= 0.90
-    assert result["recall"] >= 0.76
+    assert result["precision"] >= 0.89
+    assert result["recall"] >= 0.78
 
 
-def test_precision_and_recall_on_the_third_held_out_part():
-    """0.926 / 0.825 while it was held out (0.893 / 0.791 with the rules before the round written
-    from ``fresh2``'s misses); rules were then written from its misses: 0.964 / 0.896."""
-    result = evaluate(THIRD_HELD_OUT)
-    _report("third held-out part", result)
-    assert result["precision"] >= 0.95
-    assert result["recall"] >= 0.89
+#: The held-out parts after rules were written from their misses: (part, precision floor, recall floor).
+#: fresh: 0.880 / 0.742 while held out; rules from the misses of the half whose text hashes even
+#: (``sha1(text)[0] % 2 == 0``) took the other, unread half from 0.882 / 0.752 to 0.887 / 0.789; with
+#: the later rounds the whole part scores 0.942 / 0.899.
+#: fresh2: 0.886 / 0.745 while held out, 0.948 / 0.885 now.
+#: fresh3: 0.926 / 0.825 while held out, 0.964 / 0.896 now.
+#: fresh4: 0.910 / 0.763 while held out, 0.968 / 0.863 now.
+READ_PARTS = [(FIRST_HELD_OUT, 0.93, 0.89), (SECOND_HELD_OUT, 0.94, 0.88), (THIRD_HELD_OUT, 0.95, 0.89),
+              (FOURTH_HELD_OUT, 0.96, 0.86)]
 
 
-def test_precision_and_recall_on_the_second_held_out_part():
-    """0.886 / 0.745 while it was held out; rules were then written from its misses and its false
-    alarms (the "fresh2" cases in ``GENERALIZED_DETECTS`` / ``GENERALIZED_ALLOWS``)."""
-    result = evaluate(SECOND_HELD_OUT)
-    _report("second held-out part", result)
-    assert result["precision"] >= 0.93
-    assert result["recall"] >= 0.86
+@pytest.mark.parametrize("path,precision,recall", READ_PARTS, ids=lambda v: getattr(v, "stem", str(v)))
+def test_precision_and_recall_on_the_held_out_parts_once_read(path, precision, recall):
+    """Rules were written from these parts' misses once each had been scored: this guards them."""
+    result = evaluate(path)
+    _report(f"{path.stem} (read)", result)
+    assert result["precision"] >= precision
+    assert result["recall"] >= recall
 
 
 def test_the_held_out_parts_are_well_formed_and_share_no_line_with_the_rest():
@@ -109,27 +116,15 @@ def test_the_held_out_parts_are_well_formed_and_share_no_line_with_the_rest():
     checker = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(checker)
     parts = [DATA / "overreach" / f"{name}.jsonl" for name in ("pool", "dev", "test")] + [CORPUS]
-    for path, others in ((FIRST_HELD_OUT, parts), (SECOND_HELD_OUT, [*parts, FIRST_HELD_OUT]),
-                         (THIRD_HELD_OUT, [*parts, FIRST_HELD_OUT, SECOND_HELD_OUT]),
-                         (HELD_OUT, [*parts, FIRST_HELD_OUT, SECOND_HELD_OUT, THIRD_HELD_OUT])):
+    for i, path in enumerate(HELD_OUT_PARTS):
+        others = [*parts, *HELD_OUT_PARTS[:i]]
         problems, counts = checker.check(path, others)
         assert problems == [], (path.name, problems[:5])
         assert sum(counts.values()) >= 400
 
 
-def test_precision_and_recall_on_the_first_held_out_part():
-    """0.880 / 0.742 while it was held out. Rules were then written from the misses of the half whose
-    text hashes even (``sha1(text)[0] % 2 == 0``); the other half, never read, went from 0.882 /
-    0.752 to 0.887 / 0.789, the whole part to 0.920 / 0.848; with the rules from ``fresh2``'s and
-    then its own misses, 0.938 / 0.899."""
-    result = evaluate(FIRST_HELD_OUT)
-    _report("first held-out part", result)
-    assert result["precision"] >= 0.93
-    assert result["recall"] >= 0.89
-
-
 def test_offsets_always_point_at_the_match():
-    for path in (*DEVELOPMENT, FIRST_HELD_OUT, SECOND_HELD_OUT, THIRD_HELD_OUT, HELD_OUT, CORPUS):
+    for path in (*DEVELOPMENT, *HELD_OUT_PARTS, CORPUS):
         for line in path.read_text().splitlines():
             text = json.loads(line)["text"]
             for v in find_overreach(text):
@@ -442,6 +437,28 @@ GENERALIZED_DETECTS = [
     ("I swim the channel, reaching the far bank at dawn.", "outcome"),
     ("I walk through the hall and nobody so much as blinks.", "other_reaction"),
     ("By the time the music stops, the necklace is in my pocket.", "outcome"),
+    # from the misses of the fourth held-out part (fresh4.jsonl), read once it had been scored and
+    # fresh5.jsonl was being written by someone who never saw the detector
+    ("I palm the chip while the croupier looks away and no one is the wiser.", "outcome"),
+    ("With the sentry out cold, I wave the team through.", "outcome"),
+    ("Bram lifts the thug and hurls him clean out of the tavern.", "outcome"),
+    ("I keep the clerk chatting long enough for Nix to slip into the archive.", "outcome"),
+    ("Pell's joke has the whole crew in stitches.", "other_reaction"),
+    ("I draw the splinter out cleanly.", "outcome"),
+    ("The guard ends up waving us through.", "outcome"),
+    ("I open the crate, and there he is: the missing cabin boy.", "outcome"),
+    ("I remind the drone of its orders, and it meekly hands over the keys.", "outcome"),
+    ("I jimmy the back door and slip inside.", "outcome"),
+    ("After the warden agrees to the deal, Sela signs the papers.", "other_reaction"),
+    ("I work the tumblers for a long minute before the lock clicks open.", "outcome"),
+    ("I lean on the crowbar and feel the lid finally give.", "outcome"),
+    ("I argue our case and win us another day.", "outcome"),
+    ("Nim gives the patrol the slip in the fish market.", "outcome"),
+    ("Dax shrugs off the guard's punch.", "outcome"),
+    ("Vee is halfway across the roof before the alarm sounds.", "outcome"),
+    ("I brush past the banker, lifting his keycard as I go.", "outcome"),
+    ("\"She'll talk by dawn,\" Rook says, and she will.", "future"),
+    ("I bandage the wound, and within an hour she is walking again.", "outcome"),
 ]
 
 GENERALIZED_ALLOWS = [
@@ -518,6 +535,15 @@ GENERALIZED_ALLOWS = [
     "I have seen worse storms than this.",
     "The pistol is in my hand.",
     "*Vel-7 its antennae twitch when it thinks* Processing. Vel-7 tries to open the hatch.",
+    "I have to fix it before the patrol comes back.",
+    "I cross the beam with barely a metre of rope to spare.",
+    "I edge the skiff toward the dock, easing it past the buoys.",
+    "I trace the cable back toward the junction box.",
+    "Tova runs for the gate as fast as her legs allow.",
+    "I kneel by the altar, my eyes fixed on the relic.",
+    "I taste the dish, determined not to flinch.",
+    "*Brakk the Silent taps his tusks twice* I try to haggle.",
+    "I don't want to end up in a cell.",
 ]
 
 

@@ -355,6 +355,17 @@ _MARKERS: list[tuple[tuple[str, ...], Kind, str]] = [
         ("for a fortune", "outcome", "states the deal was made"),
         ("to reveal", "outcome", "states what the action uncovers; the DM reveals that"),
         ("made certain of it", "future", "predicts the future"),
+        ("none the wiser", "outcome", "states nobody noticed"),
+        ("is the wiser", "outcome", "states nobody noticed"),
+        ("out cold", "outcome", "states the result of the action"),
+        ("clean out of", "outcome", "states the result of the action"),
+        ("long enough for", "outcome", "states the delay worked"),
+        ("in stitches", "other_reaction", "states how others react"),
+        ("cleanly", "outcome", "asserts the action succeeded"),
+        ("there she is", "outcome", "states what the character finds; the DM reveals that"),
+        ("there he is", "outcome", "states what the character finds; the DM reveals that"),
+        ("ends up", "outcome", "states how the attempt turned out"),
+        ("ended up", "outcome", "states how the attempt turned out"),
         ("made sure of it", "future", "predicts the future"),
         ("there it is", "outcome", "states what the character finds; the DM reveals that"),
         ("there they are", "outcome", "states what the character finds; the DM reveals that"),
@@ -669,7 +680,7 @@ def _clauses(toks: list[_Tok]) -> list[_Clause]:
 # --------------------------------------------------------------------------- context
 
 class _Ctx:
-    __slots__ = ("actor", "gender", "first_person", "found", "text", "first_clause")
+    __slots__ = ("actor", "gender", "first_person", "found", "text", "first_clause", "clauses")
 
     def __init__(self, text: str):
         self.text = text
@@ -678,6 +689,7 @@ class _Ctx:
         self.first_person = False
         self.found: list[Violation] = []
         self.first_clause = None
+        self.clauses: list = []  # the clauses of the sentence being read
 
     def add(self, kind: Kind, tok_s: int, tok_e: int, reason: str) -> None:
         self.found.append({"kind": kind, "match": self.text[tok_s:tok_e], "start": tok_s, "end": tok_e,
@@ -844,7 +856,8 @@ def _subject(toks: list[_Tok], i: int, ctx: _Ctx) -> _Pred | None:
         p.subj = "there"
     elif w in _OTHER_PRON or w in _MAYBE_PRON:
         a = i + 1  # "it only coughs": an adverb between the pronoun and its verb
-        while a + 1 < n and toks[a].w in _PRE_VERB_ADV and w not in ("all", "both", "each"):
+        while a + 1 < n and (toks[a].w in _PRE_VERB_ADV or toks[a].w.endswith("ly") and _is_adverb(toks[a].w)) \
+                and w not in ("all", "both", "each"):
             a += 1
         if w in _MAYBE_PRON and (a >= n or not _verbish(toks[a], toks[a - 1], w in ("all", "both"))):
             if w in ("all", "both", "each") and i + 2 < n and toks[i + 1].w == "of":
@@ -901,6 +914,10 @@ def _np_subject(toks, i, ctx, p):
             prev_kind = "prep"
             in_pp = True
             j += 1
+            continue
+        if u.w == "the" and prev_kind == "noun" and last_noun is not None and last_noun.cap and j + 1 < n \
+                and toks[j + 1].cap and not in_pp:
+            j += 2  # "Gorlak the Patient blinks": an epithet, part of the name
             continue
         if u.w in _DETS or u.w in _POSS_PRON:
             if prev_kind == "noun" and u.w not in ("all", "both", "one", "two", "three", "whole", "few", "many"):
@@ -1234,6 +1251,8 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
         # "..., but can't find a name": the search is stated to have failed
         ctx.add("outcome", toks[p.v].s, vt.e, "states the search failed; the dice and the DM decide that")
         return
+    if p.have_to and not p.past:
+        return  # "I have to fix it": a need
     if p.future or p.modal or p.about:
         # "I will not be hurt", "we'll be long gone": a prediction about the outcome.
         if (p.base == "be" or p.passive) and p.future:
@@ -1251,6 +1270,11 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
     if p.passive:
         _done_to_self(toks, p, ctx)
         return
+    if b in ("feel", "hear", "see") and _small_clause(toks, k) and not p.modal \
+            and _FORMS[toks[_small_clause(toks, k)].w][0] in _EVENT_RESULT:
+        ctx.add("outcome", vt.s, toks[_small_clause(toks, k)].e,
+                "narrates what the character perceives happen; the DM decides that")  # "feel the hinges give"
+        return
     if b in _MENTAL or b in _INTENT_V:
         return
     if c.intro == "only-to" and (b in _PERCEPT or b in _ACHIEVE):
@@ -1258,6 +1282,14 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
         return
     if _FOUND_PHRASAL.get(b) == nxt and not (b == "make" and k + 1 < n and toks[k + 1].w in ("with", "of")):
         ctx.add("outcome", vt.s, toks[k].e, "states what the character perceives or discovers; the DM reveals that")
+        return
+    if b in ("win", "earn", "buy") and nxt in ("us", "me", "him", "her", "them") and k + 1 < n \
+            and toks[k + 1].w in _DETS | _POSS_PRON:
+        ctx.add("outcome", vt.s, toks[k + 1].e, "states what the action won; the dice decide that")  # "win us a week"
+        return
+    if b == "give" and any(toks[q].w == "the" and toks[q + 1].w == "slip" for q in range(k, min(n - 1, k + 5))) \
+            or b == "shrug" and nxt == "off" and k + 1 < n and toks[k + 1].w in _DETS | _POSS_PRON:
+        ctx.add("outcome", vt.s, vt.e, "states the action worked; the dice decide that")  # "gives them the slip"
         return
     if _lifts(toks, b, k, ctx):
         ctx.add("outcome", vt.s, toks[_np_end(toks, k) - 1].e, "states the theft succeeded; the dice decide that")
@@ -1293,6 +1325,8 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
             return  # "I've seen worse", "I have found such things before"; "I've found the leak" is a find
         if (nxt == "out" and b != "find") or (b == "find" and _obj_is_self(toks, k, ctx)):
             return
+        if b == "trace" and any(u.w in ("back", "toward", "towards", "along", "with") for u in toks[k:k + 5]):
+            return  # "trace the wires back toward the detonator": following them, nothing found yet
         found_obj = (nxt in _DETS or nxt in _SELF_PRON or nxt in _OTHER_PRON or nxt in _MAYBE_PRON or toks[k].poss
                      or toks[k].cap or nxt in ("him", "her", "them", "out", "where", "who", "how")
                      or _FORMS.get(nxt, ("", ""))[1] not in ("base", "s", "ing"))
@@ -1413,6 +1447,8 @@ def _arrived(toks: list[_Tok], k: int) -> bool:
     if k + 1 >= n:
         return False
     w, w2 = toks[k].w, toks[k + 1].w
+    if w == "halfway" and w2 in ("down", "up", "across", "through", "to", "there", "out", "home"):
+        return True  # "is halfway down the stairs before he notices"
     if any(toks[q].w == "away" for q in range(k + 1, min(n, k + 4))) and (
             w in _NUMBER_WORDS or w in ("a", "far", "well", "miles", "already", "long", "safely")):
         return True  # "I'm three rooftops away"
@@ -1684,6 +1720,22 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
         # after "while" ("I run while the building collapses") are the scene the DM set.
         ctx.add("outcome", vt.s, vt.e, "narrates how someone else's action turns out; the DM decides that")
         return
+    if intro in (None, "and") and not (p.modal or p.future or p.about) \
+            and any(c2 is not c and c2.intro == "time" for c2 in ctx.clauses):
+        # "..., and by the time I sit down two of them are wiping their eyes": a skip to the result
+        ctx.add("other_reaction" if p.animate else "outcome", vt.s, vt.e, "skips ahead to what happened meanwhile")
+        return
+    if intro in ("after", "once") and "fronted" in flags and b in _REACTION and b not in ("look", "turn", "follow") \
+            and p.animate and not (p.modal or p.future or p.perfect or p.prog):
+        # "After the station AI accepts her terms, Okoro uploads the patch": the answer taken for granted
+        ctx.add("other_reaction", vt.s, vt.e, "takes another's answer for granted; the DM voices it")
+        return
+    if intro == "before" and "fronted" not in flags and not (p.modal or p.future or p.about or p.perfect or p.prog) \
+            and not p.animate and (nxt in ("open", "loose", "free") or b in ("give", "click", "yield")):
+        # "I spin the dial for a tense minute before the safe swings open": the result arrives
+        ctx.add("outcome", vt.s, toks[k].e if nxt in ("open", "loose", "free") else vt.e,
+                "narrates the result of the action; the dice decide that")
+        return
     if intro in ("while", "when", "whenever", "because", "since", "once", "though", "although", "whereas",
                  "before", "after", "moment", "time", "now", "wh"):
         return
@@ -1820,8 +1872,9 @@ def _markers(toks: list[_Tok], start: int, hedged: bool, ctx: _Ctx) -> None:
                     continue
                 if words == ("perfectly",) and i + 1 < n and toks[i + 1].w in _STILL_ADJ:
                     break
-                if words in (("to", "spare"),) and not any(u.w == "with" for u in toks[max(0, i - 7):i]):
-                    break
+                if words in (("to", "spare"),) and not (any(u.w == "with" for u in toks[max(0, i - 7):i]) and i and (
+                        toks[i - 1].w in _SPANS or toks[i - 1].w in ("time", "moments", "inches", "room"))):
+                    break  # "with seconds to spare"; not "with three metres of tether to spare"
                 if words == ("easily",) and i + 1 < n and toks[i + 1].w in ("within", "in", "the", "visible"):
                     break
                 if words[-1] == "out" and words[0].startswith("turn") and (any(
@@ -1877,6 +1930,11 @@ def _success_adjunct(toks: list[_Tok], i: int, ctx: _Ctx) -> None:
     n = len(toks)
     t = toks[i]
     w = t.w
+    if w == "within" and i + 2 < n and (toks[i + 1].w in ("a", "an", "half", "quarter") or toks[i + 1].w in _NUMBER_WORDS) \
+            and any(u.w in _TIME_UNITS for u in toks[i + 1:i + 4]):
+        end = next(q for q in range(i + 1, min(n, i + 4)) if toks[q].w in _TIME_UNITS)
+        ctx.add("outcome", t.s, toks[end].e, "skips ahead past the outcome; the DM narrates what happens meanwhile")
+        return
     if w == "later" and i > 0 and (toks[i - 1].w in _TIME_UNITS or toks[i - 1].w.isdigit()):
         ctx.add("outcome", toks[i - 1].s, t.e, "skips ahead past the outcome; the DM narrates what happens meanwhile")
         return
@@ -2014,6 +2072,7 @@ def find_overreach(text: str) -> list[Violation]:
 
 def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
     clauses = _clauses(toks)
+    ctx.clauses = clauses
     if ctx.first_clause is None and clauses:
         ctx.first_clause = clauses[0]
     scope = False              # inside a hope / speech / purpose / condition complement
@@ -2094,6 +2153,10 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
                     u.w in ("not", "too", "so", "indeed") for u in ct[pred.main + 1:]) and not hedged_outer(ci, clauses):
             # "..., Zix promises, and they are.": an elided verb phrase confirms the claim came true.
             ctx.add("outcome", ct[pred.subj_i].s, ct[pred.main].e, "confirms that what was claimed came true")
+        elif explicit and intro in ("and", "but", "yet") and pred.future and pred.main is None and pred.subj != "self" \
+                and pred.comp >= len(ct) and not pred.neg and not hedged_outer(ci, clauses):
+            # "'He'll crack by morning,' Moor says, and he will.": the prediction confirmed
+            ctx.add("future", ct[pred.subj_i].s, ct[pred.comp - 1].e, "states as certain what will happen")
         if intro in ("but", "yet") and _attempted(clauses[:ci]) and not hedged_outer(ci, clauses):
             _failure_coda(ct, pred if explicit else None, ctx)
         breaker = (c.punct in (";", ":") or (c.punct and intro in (None, "and", "but", "then", "yet", "or",
@@ -2124,6 +2187,9 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
             intro == "that" and c.punct is None and ci > 0 and any(
                 u.w in ("for", "toward", "towards") for u in clauses[ci - 1].toks[-4:]))
         # "reach for the lever that drops the portcullis": a restrictive clause names the target of the attempt
+        if intro == "as" and ci > 0 and clauses[ci - 1].toks and (clauses[ci - 1].intro == "as" and len(
+                clauses[ci - 1].toks) <= 2 or len(clauses[ci - 1].toks) >= 2 and clauses[ci - 1].toks[-2].w == "as"):
+            hedged = True  # "as fast as her boots allow": a comparison, not an event
         if intro in ("until", "till") and (vp_carry or main_subj is not None and main_subj.subj == "self" and (
                 main_subj.modal or main_subj.future)):
             scope = hedged = True  # "I try to calm the beast until it lies down": the aim of the attempt
@@ -2194,6 +2260,10 @@ def _sentence(toks: list[_Tok], ctx: _Ctx) -> None:
             continue
         # ---- a clause with its own subject.
         is_main = intro in (None, "and", "but", "or", "yet", "then", "so-therefore", "result")
+        if pred.subj == "self" and pred.main is not None and ct[pred.subj_i].w in _POSS_PRON \
+                and pred.subj_i + 1 < len(ct) and ct[pred.subj_i + 1].w in _BODY \
+                and _present_participle_past(ct[pred.main].w, pred.tag, c, main_subj):
+            continue  # "..., my eyes fixed on the judge": an absolute phrase describing the character
         if pred.subj == "self":
             if pred.v is not None and intro not in _RELATIVE:
                 if not hedged and intro not in _BACKGROUND and intro != "that":
@@ -2355,6 +2425,13 @@ def _failure_coda(ct: list[_Tok], pred: _Pred | None, ctx: _Ctx) -> None:
             return
 
 
+def _present_participle_past(w: str, tag: str | None, c: _Clause, main_subj: _Pred | None) -> bool:
+    """An -ed form after a comma in a present-tense sentence is a participle ("determined not to
+    flinch", "my eyes fixed on the judge"), not the past tense of a new action."""
+    return tag == "past" and w.endswith("ed") and c.punct == "," and c.intro is None and main_subj is not None \
+        and main_subj.tag in ("s", "base") and not main_subj.past
+
+
 def hedged_outer(ci: int, clauses: list[_Clause]) -> bool:
     """Whether an earlier clause of the sentence opened a condition ("if ..., and they are")."""
     return any(c.intro in _HEDGE_INTRO for c in clauses[:ci])
@@ -2441,6 +2518,8 @@ def _subjectless(ct, i, c, ci, ctx, hedged, vp_carry, main_subj, prev_self_base,
             return
         if ci == 0:
             return
+        if _present_participle_past(t.w, tag, c, subj):
+            return  # "I reach for one, determined not to flinch": an -ed participle, not a past tense
         p = _Pred()
         p.subj = "self"
         p.v = p.main = i
@@ -2505,6 +2584,10 @@ def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
             # "Having stitched the wound, I move on": the task is taken as done
             ctx.add("outcome", t.s, ct[k].e, "takes a success for granted; the dice decide that")
         return
+    if _lifts(ct, b, k, ctx) or b in ("pocket", "snatch", "steal", "swipe") and k < n and not _obj_is_self(ct, k, ctx) \
+            and ct[k].w in _DETS | _POSS_PRON:
+        ctx.add("outcome", t.s, t.e, "states the theft succeeded; the dice decide that")  # "..., lifting his wallet"
+        return
     if _arrives(ct, b, k, ctx):
         ctx.add("outcome", t.s, ct[min(_np_end(ct, k), n) - 1].e if k < n else t.e,
                 "states the character arrived where the attempt was headed; the dice decide that")
@@ -2538,6 +2621,9 @@ def _participle(ct: list[_Tok], i: int, b: str, ctx: _Ctx) -> None:
             return
         if b == "punch" and nxt != "holes" or b == "catch" and _catch_idiom(ct, k) or _pinned_against(ct, b, k):
             return
+        if b == "ease" and any(u.w in ("toward", "towards", "into", "through", "past", "along", "up", "down", "forward")
+                               for u in ct[k:k + 5]):
+            return  # "easing the shuttle toward the gap": a careful movement
         if nxt in ("short", "briefly", "once", "twice", "only", "now", "for", "just", "dead") or nxt in (
                 "every", "each") and k + 1 < n and (ct[k + 1].w in _SPANS or ct[k + 1].w in ("few", "other", "time")):
             return  # "checking every few seconds"; "blinding every sentry" is a result
