@@ -84,6 +84,7 @@ def real_env(smollm2):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # 190-240 s alone (17 calls of ~20 s on one thread); CI runs another test file beside it
 def test_session_against_a_real_model_through_real_workers(real_env, fleet, redis_client, session_id, monkeypatch):
     server = real_env
     settings = get_settings()
