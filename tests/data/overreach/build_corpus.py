@@ -12,7 +12,7 @@ duplicate text (case- and whitespace-insensitive) within the pool, and no text c
 older corpus ``tests/data/overreach_corpus.jsonl``.
 
 Both parts have since been used to write the detector's rules (the test part after it was scored
-once); the held-out part is now ``fresh.jsonl`` (see ``check_fresh.py``).
+once); the held-out parts are now ``fresh.jsonl`` to ``fresh5.jsonl`` (see ``README.md`` here).
 
 Run: ``.venv/bin/python tests/data/overreach/build_corpus.py``
 """

