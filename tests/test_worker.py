@@ -22,6 +22,7 @@ from ttrpg.fleet.horse import horses
 from ttrpg.fleet.local import live_workers, local_workers
 from ttrpg.fleet.workers import DEFAULT_WORKER_CLASS
 from ttrpg.jobs.allowlist import job_queue
+from ttrpg.process import ending, pid_alive
 from ttrpg.settings import get_settings
 
 DEFAULT = DEFAULT_WORKER_CLASS
@@ -47,18 +48,6 @@ def _template(worker_name: str, timeout: float = 30.0):
 
 def _running_horse(worker_name: str, timeout: float = 30.0):
     return _wait(lambda: next((h for h in horses(worker_name) if h.state == "running"), None), timeout)
-
-
-def _gone_or_zombie(pid: int) -> bool:
-    """Gone, a zombie, or inside exit() (the kernel's PF_EXITING flag): a horse tears down at the
-    lowest priority, so on a busy machine its end can take a while after it stopped being a horse."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return True
-    fields = stat[stat.rindex(b")") + 2:].split()
-    return fields[0] == b"Z" or bool(int(fields[6]) & 0x4)
 
 
 def _probe(queue, timeout: int = 30) -> tuple[float, dict]:
@@ -172,7 +161,7 @@ def test_a_killed_template_is_replaced_and_no_job_is_lost(when, queue, queue_nam
         print(f"dispatch after the template was killed ({when}): {1000 * (value['started_at'] - enqueued):.0f} ms")
         replacement = _template(name)
         assert replacement is not None and replacement.pid != template.pid
-        assert _wait(lambda: _gone_or_zombie(template.pid), 10)
+        assert _wait(lambda: ending(template.pid), 10)
         _, again = _probe(queue)
         assert again["pid"] != value["pid"]
 
@@ -197,7 +186,7 @@ def test_sigkill_of_an_idle_worker_leaves_no_process_behind(queue_name):
         os.kill(fleet.pids[0], signal.SIGKILL)
         fleet.procs[0].wait(5)
         assert _wait(lambda: not processes_mentioning(name), 5), processes_mentioning(name)
-        assert _wait(lambda: all(_gone_or_zombie(pid) for pid in kept + [horse.pid]), 10)
+        assert _wait(lambda: all(ending(pid) for pid in kept + [horse.pid]), 10)
 
 
 def test_sigkill_of_a_waiting_horse_does_not_lose_the_next_job(queue, queue_name):
@@ -205,7 +194,7 @@ def test_sigkill_of_a_waiting_horse_does_not_lose_the_next_job(queue, queue_name
         name = fleet.names[0]
         horse = _ready_horse(name)
         os.kill(horse.pid, signal.SIGKILL)
-        assert _wait(lambda: _gone_or_zombie(horse.pid), 5)
+        assert _wait(lambda: not pid_alive(horse.pid), 5)  # dead and seen dead by /proc, not just dying
         enqueued, value = _probe(queue)
         assert value["pid"] != horse.pid
         print(f"dispatch after the waiting horse was killed: {1000 * (value['started_at'] - enqueued):.0f} ms")
@@ -251,7 +240,7 @@ def test_a_second_sigterm_is_a_cold_shutdown_that_kills_the_job(queue, queue_nam
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
         assert _wait(lambda: not processes_mentioning(name), 5), processes_mentioning(name)
-        assert _wait(lambda: _gone_or_zombie(horse.pid), 10)
+        assert _wait(lambda: ending(horse.pid), 10)
         assert job.get_status(refresh=True) == JobStatus.STARTED  # abandoned: StartedJobRegistry.cleanup() handles it
 
 

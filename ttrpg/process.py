@@ -28,6 +28,27 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+#: The kernel's flag (``/proc/<pid>/stat``, field 9) for a process inside exit().
+PF_EXITING = 0x4
+
+
+def proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """``(state letter, ppid, flags)`` from ``/proc/<pid>/stat``, or None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(b")") + 2:].split()
+        return fields[0].decode(), int(fields[1]), int(fields[6])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def ending(pid: int) -> bool:
+    """Gone, a zombie, or inside exit(): the process will run no more code of its own."""
+    st = proc_stat(pid)
+    return st is None or st[0] == "Z" or bool(st[2] & PF_EXITING)
+
+
 def read_comm(pid: int) -> bytes:
     """The process's name as ``/proc/<pid>/comm`` shows it (``b""`` when it is gone)."""
     try:

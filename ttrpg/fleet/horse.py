@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from redis import SSLConnection
 from rq.connections import get_connection_kwargs
 
-from ttrpg.process import read_comm
+from ttrpg.process import PF_EXITING, proc_stat, read_comm
 
 __all__ = ["HORSE_MARKER", "HORSE_PRELOAD", "Horse", "HorseInfo", "close_pipe", "discard", "horses", "is_ready",
            "spawn_horse", "write_all"]
@@ -342,11 +342,6 @@ class HorseInfo:
     rss_kb: int | None
 
 
-#: The kernel's flag (``/proc/<pid>/stat``, field 9) for a process inside exit(). A horse that has
-#: reported its end tears down at the lowest priority, so on a busy machine it may show for a while.
-_PF_EXITING = 0x4
-
-
 def horses(worker_name: str | None = None) -> list[HorseInfo]:
     """Every ttrpg horse process on this machine (of one worker, by name, if given)."""
     found = []
@@ -362,10 +357,10 @@ def horses(worker_name: str | None = None) -> list[HorseInfo]:
             name = argv[5].decode(errors="replace")
             if worker_name is not None and name != worker_name:
                 continue
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-            fields = stat[stat.rindex(b")") + 2:].split()
-            status, ppid, flags = fields[0].decode(), int(fields[1]), int(fields[6])
+            st = proc_stat(pid)
+            if st is None:
+                continue
+            status, ppid, flags = st
             rss = None
             with open(f"/proc/{pid}/status", "rb") as f:
                 for raw in f:
@@ -376,8 +371,8 @@ def horses(worker_name: str | None = None) -> list[HorseInfo]:
             continue
         if status == "Z":
             state = "zombie"
-        elif flags & _PF_EXITING:
-            state = "exiting"
+        elif flags & PF_EXITING:
+            state = "exiting"  # a horse that reported its end tears down at the lowest priority
         elif comm == _COMM_READY:
             state = "ready"
         elif comm == _COMM_RUNNING:

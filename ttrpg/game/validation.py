@@ -1270,9 +1270,9 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
     if p.passive:
         _done_to_self(toks, p, ctx)
         return
-    if b in ("feel", "hear", "see") and _small_clause(toks, k) and not p.modal \
-            and _FORMS[toks[_small_clause(toks, k)].w][0] in _EVENT_RESULT:
-        ctx.add("outcome", vt.s, toks[_small_clause(toks, k)].e,
+    seen = _small_clause(toks, k) if b in ("feel", "hear", "see", "watch", "observe") else None
+    if b in ("feel", "hear", "see") and seen and not p.modal and _FORMS[toks[seen].w][0] in _EVENT_RESULT:
+        ctx.add("outcome", vt.s, toks[seen].e,
                 "narrates what the character perceives happen; the DM decides that")  # "feel the hinges give"
         return
     if b in _MENTAL or b in _INTENT_V:
@@ -1306,7 +1306,7 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
         ctx.add("outcome", vt.s, toks[k].e, "a second verb that presupposes the first one worked")
         return
     if p.perfect and not p.have_to and _done_on_object(toks, p.v, k, b, ctx) and (
-            any(u.w in ("already", "just") for u in toks[p.v:p.main]) or "by the time" in ctx.text.lower()):
+            any(u.w in ("already", "just") for u in toks[p.v:p.main]) or _by_the_time(ctx, c)):
         # "I've already rewired the turret by the time the patrol rounds the corner"
         ctx.add("outcome", toks[p.v].s, vt.e, "states the task is already done; the dice decide that")
         return
@@ -1384,8 +1384,8 @@ def _judge_self(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, prev_self_bas
         ctx.add("other_reaction", vt.s, toks[min(n, _np_end(toks, k)) - 1].e,
                 "states that someone answered; the DM voices the answer")
         return
-    if b in ("watch", "observe") and _small_clause(toks, k):
-        ctx.add("other_reaction", vt.s, toks[_small_clause(toks, k)].e,
+    if b in ("watch", "observe") and seen:
+        ctx.add("other_reaction", vt.s, toks[seen].e,
                 "narrates what the watched person or thing does; the DM decides that")
         return
     _resultative(toks, p.main, k, b, ctx)
@@ -1509,8 +1509,14 @@ def _in_my_keeping(toks: list[_Tok], p: _Pred, c: _Clause, ctx: _Ctx) -> bool:
     words = [u.w for u in toks[p.comp:p.comp + 4] if u.w not in ("already", "safely", "now")]
     if words[:1] != ["in"] or len(words) < 3 or words[1] not in ("my", "our") or words[2] not in _KEEPING:
         return False
-    return "by the time" in ctx.text.lower() or c.next_intro in ("before", "just-before") or any(
+    return _by_the_time(ctx, c) or c.next_intro in ("before", "just-before") or any(
         w in ("already", "safely", "now") for w in around)
+
+
+def _by_the_time(ctx: _Ctx, c: _Clause) -> bool:
+    """Another clause of the sentence is a "by the time ..." clause: this one states how things
+    stand then, the moment it happened skipped over."""
+    return any(other is not c and other.intro == "time" for other in ctx.clauses)
 
 
 def _pinned_against(toks: list[_Tok], b: str, k: int) -> bool:
@@ -1720,8 +1726,7 @@ def _judge_other(toks: list[_Tok], p: _Pred, ctx: _Ctx, c: _Clause, flags: set[s
         # after "while" ("I run while the building collapses") are the scene the DM set.
         ctx.add("outcome", vt.s, vt.e, "narrates how someone else's action turns out; the DM decides that")
         return
-    if intro in (None, "and") and not (p.modal or p.future or p.about) \
-            and any(c2 is not c and c2.intro == "time" for c2 in ctx.clauses):
+    if intro in (None, "and") and not (p.modal or p.future or p.about) and _by_the_time(ctx, c):
         # "..., and by the time I sit down two of them are wiping their eyes": a skip to the result
         ctx.add("other_reaction" if p.animate else "outcome", vt.s, vt.e, "skips ahead to what happened meanwhile")
         return
@@ -1913,8 +1918,10 @@ def _governed_to(toks: list[_Tok], i: int) -> bool:
 
 
 _TIME_UNITS = _lex("time_units")
-_COUNT_WORDS = _ws("two three four five six seven eight nine ten twelve fifteen twenty thirty forty fifty sixty "
-                   "several few many")
+_NUMBER_WORDS = _ws("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
+                    "hundred thousand dozen")
+_COUNT_WORDS = _NUMBER_WORDS - {"one"} | _ws("several few many")
 _TIME_NOUNS = _ws("pause while wait delay silence week weeks month months year years night nights")
 _SPANS = _TIME_UNITS | _TIME_NOUNS
 _UNNOTICED = _lex("unnoticed")
@@ -2338,9 +2345,6 @@ _PLAN_NOUNS = _lex("plan_nouns")
 #: Connectives of a clause that sets the time or condition of another; a clause joined to it by a bare
 #: "and" shares it.
 _SETTING = _ws("when whenever if unless once while")
-_NUMBER_WORDS = _ws("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-                    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety "
-                    "hundred thousand dozen")
 _MEASURE = _ws("count measure tally gauge estimate weigh clock time pace sound")
 
 
@@ -2398,7 +2402,8 @@ def _ends_in_noun(toks: list[_Tok]) -> bool:
 
 
 _ATTEMPT = _ws("try tries trying tried attempt attempts attempting attempted")
-_NO_LUCK = (("no", "luck"), ("no", "dice"), ("no", "use"), ("no", "good"), ("too", "late"), ("no", "avail"))
+#: Failures that only mean one after an attempt ("no luck" and "to no avail" are markers anywhere).
+_NO_LUCK = (("no", "dice"), ("no", "use"), ("no", "good"), ("too", "late"))
 
 
 def _attempted(before: list[_Clause]) -> bool:
