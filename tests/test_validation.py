@@ -542,6 +542,10 @@ GENERALIZED_ALLOWS = [
     "I taste the dish, determined not to flinch.",
     "*Brakk the Silent taps his tusks twice* I try to haggle.",
     "I don't want to end up in a cell.",
+    # found by review: "across", "on" and "onto" are movements unless what follows is new
+    "I run across the bridge.",
+    "I come across the room to the bar.",
+    "I stumble on the stairs.",
 ]
 
 

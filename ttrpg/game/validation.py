@@ -1458,8 +1458,10 @@ def _arrived(toks: list[_Tok], k: int) -> bool:
             or w == "there" and w2 in ("in", "ahead", "first", "before", "a", "already"))
 
 
+#: Finds stated as movements. "upon" always finds; "across", "on" and "onto" find only something new
+#: ("stumble on a hidden door"), since "come across the room" and "stumble on the stairs" are movements.
 _FOUND_PREP = {"come": ("upon", "across"), "stumble": ("upon", "on", "across", "onto"), "happen": ("upon", "on"),
-               "chance": ("upon", "on"), "run": ("across",)}
+               "chance": ("upon", "on")}
 _NEW_THING = _ws("a an some another nothing two three several")
 
 
@@ -1468,7 +1470,7 @@ def _comes_upon(toks: list[_Tok], b: str, k: int) -> int | None:
     "follow the oil trail to a hidden hangar". The index of the match's last word, or None."""
     n = len(toks)
     nxt = toks[k].w if k < n else ""
-    if nxt in _FOUND_PREP.get(b, ()) and k + 1 < n:
+    if nxt in _FOUND_PREP.get(b, ()) and k + 1 < n and (nxt == "upon" or toks[k + 1].w in _NEW_THING):
         return k + 1
     if b == "turn" and nxt == "up" and k + 1 < n and toks[k + 1].w in _NEW_THING:
         return k + 1
