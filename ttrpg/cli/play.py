@@ -18,7 +18,8 @@ TURNS_HELP = "End after this many turns (1-10000; default: play until the DM typ
 LATENCY_HELP = "Offline model: milliseconds per call (0-60000)."
 SEED_HELP = "Seed for dice and the offline model (0 to 2**63-1)."
 PLAYERS_HELP = "AI players: the first N of the party (1-4; default: all)."
-CLASS_HELP = "Class of the local workers: warm (default), spawn, fork or simple."
+CLASS_HELP = ("Class of the local workers: forkserver, warm, spawn, fork or simple "
+              "(`ttrpg worker --help` says what each costs).")
 
 
 def _paused(session_id: str | None) -> None:

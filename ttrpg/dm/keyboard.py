@@ -250,8 +250,10 @@ class KeyboardDM:
     def _ask_outcome(self, q, state):
         for r in q.get("rolls") or []:
             res = r.get("result") or {}
+            hits = res.get("successes", 0)
             err().print(text(f"  {_name_of(state, r['player'])}: {res.get('band', '')} "
-                             f"({res.get('successes', 0)} successes, dice {' '.join(map(str, r['dice']))})", "dim"))
+                             f"({hits} success{'' if hits == 1 else 'es'}, dice {' '.join(map(str, r['dice']))})",
+                             "dim"))
         return self._text_answer("Outcome", q, state)
 
     def _text_answer(self, prompt: str, q, state):
