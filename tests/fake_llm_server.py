@@ -19,6 +19,7 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -84,6 +85,7 @@ class FakeLLMServer:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self._routes: dict[str, list[Reply]] = {}
+        self._responders: dict[str, Callable[[Request], Reply]] = {}
         self._served: dict[str, int] = {}
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -142,10 +144,20 @@ class FakeLLMServer:
             self._served[name] = 0
         return self.url(name)
 
+    def respond(self, name: str, responder: Callable[["Request"], Reply]) -> str:
+        """Answer requests under ``/name/`` with ``responder(request)`` (a model whose reply depends
+        on the prompt: the referee's question and the character's get different answers); its base URL."""
+        with self._lock:
+            self._responders[name] = responder
+        return self.url(name)
+
     def _reply_for(self, request: Request) -> Reply:
         name = request.path.lstrip("/").split("/", 1)[0]
         with self._lock:
             self.requests.append(request)
+            responder = self._responders.get(name)
+            if responder is not None:
+                return responder(request)
             script = self._routes.get(name)
             if not script:
                 return error(404, f"no route {name!r}")

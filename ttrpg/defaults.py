@@ -87,6 +87,21 @@ CONTEXT_WINDOW = 8192
 VALIDATION_MAX_ATTEMPTS = 3
 """Attempts a character gets to state an action without narrating its outcome."""
 
+OVERREACH_JUDGE = False
+"""Whether the session's own model also referees every action (``TTRPG_OVERREACH_JUDGE``); never offline."""
+
+JUDGE_MAX_TOKENS = 80
+"""Reply cap of one referee verdict: a line of JSON is about 30 tokens."""
+
+JUDGE_LINE_MAX_CHARS = 1500
+"""The longest action line the referee is shown (a character's line is one to three sentences)."""
+
+JUDGE_REPLY_LOG_CHARS = 500
+"""How much of a referee's reply an ``overreach_judged`` event keeps (the verdict is one line)."""
+
+JUDGE_NARRATION_MAX_CHARS = 1500
+"""The longest part of the GM's scene the referee is shown, for what the GM already set."""
+
 DISCUSSION_MAX_ROUNDS = 5
 """Out-of-character discussion rounds before a vote decides."""
 

@@ -137,6 +137,7 @@ class Settings:
     check_events: bool = False
     allowed_base_urls: tuple[str, ...] = ()
     retention: str = defaults.RETENTION
+    overreach_judge: bool = defaults.OVERREACH_JUDGE
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -159,6 +160,7 @@ class Settings:
             allowed_base_urls=tuple(u.strip() for u in (os.environ.get("TTRPG_ALLOWED_BASE_URLS") or "").split(",")
                                     if u.strip()),
             retention=_retention(),
+            overreach_judge=_bool("TTRPG_OVERREACH_JUDGE", defaults.OVERREACH_JUDGE),
         )
 
 

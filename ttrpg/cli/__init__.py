@@ -21,7 +21,20 @@ import sys
 import typer
 
 from ttrpg import __version__
-from ttrpg.cli import batch, bench, characters, compact, logs, memory, play, server, sessions, worker, workers
+from ttrpg.cli import (
+    batch,
+    bench,
+    characters,
+    compact,
+    logs,
+    memory,
+    overreach,
+    play,
+    server,
+    sessions,
+    worker,
+    workers,
+)
 
 app = typer.Typer(
     name="ttrpg",
@@ -61,6 +74,7 @@ app.command()(logs.report)
 app.command("worker")(worker.worker)
 app.add_typer(workers.app, name="workers")
 app.add_typer(batch.app, name="batch")
+app.add_typer(overreach.app, name="overreach")
 app.command()(bench.bench)
 app.command()(bench.drill)
 

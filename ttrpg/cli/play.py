@@ -18,6 +18,8 @@ TURNS_HELP = "End after this many turns (1-10000; default: play until the DM typ
 LATENCY_HELP = "Offline model: milliseconds per call (0-60000)."
 SEED_HELP = "Seed for dice and the offline model (0 to 2**63-1)."
 PLAYERS_HELP = "AI players: the first N of the party (1-4; default: all)."
+JUDGE_HELP = ("Have the AI players' model also referee every action for narrated outcomes, one more call per "
+              "action (default: TTRPG_OVERREACH_JUDGE, off; a real model only).")
 CLASS_HELP = ("Class of the local workers: forkserver, warm, spawn, fork or simple "
               "(`ttrpg worker --help` says what each costs).")
 
@@ -43,11 +45,13 @@ def play(
     seed: Optional[int] = typer.Option(None, "--seed", help=SEED_HELP),
     workers: Optional[int] = typer.Option(None, "--workers", help=WORKERS_HELP),
     worker_class: str = typer.Option(defaults.WORKER_CLASS, "--worker-class", help=CLASS_HELP),
+    overreach_judge: Optional[bool] = typer.Option(None, "--overreach-judge/--no-overreach-judge", help=JUDGE_HELP),
 ) -> None:
     """Run an interactive session as the DM (Ctrl-C pauses; `ttrpg resume` continues)."""
     from ttrpg.session import play as lib
 
-    lib.check_options(turns=turns, players=players, workers=workers, latency_ms=latency, seed=seed)
+    lib.check_options(turns=turns, players=players, workers=workers, latency_ms=latency, seed=seed,
+                      offline=offline, overreach_judge=overreach_judge)
     from ttrpg.dm.keyboard import KeyboardDM
     from ttrpg.dm.script import ScriptDM, load_script
     from ttrpg.game.characters import default_party, load_party
@@ -59,7 +63,7 @@ def play(
     script = load_script(dm_script) if dm_script else None
     run_seed = seed if seed is not None else random.randrange(1, 10**6)
     llm = make_config(model, settings=settings, offline=offline, latency_ms=latency,
-                      faults=lib.parse_faults(faults), seed=run_seed)
+                      faults=lib.parse_faults(faults), seed=run_seed, overreach_judge=overreach_judge)
     try:
         lib.start(session_id=session, campaign_id=campaign, party=party, llm=llm,
                   dm=ScriptDM(script) if script else KeyboardDM(), dm_script=script, max_turns=turns,

@@ -50,14 +50,14 @@ the *structure* of each sentence rather than matching whole phrases:
    * hedges make a clause clean: intent verbs and their infinitives (try to, attempt,
      hoping, aiming), modals, purpose and conditional clauses, questions.
 
-:func:`evaluate` measures precision and recall on a hand-labelled corpus; the repository
-ships ``tests/data/overreach_corpus.jsonl`` and the independently labelled
-``tests/data/overreach/`` parts (hard negatives included on purpose): ``dev`` and ``test``,
-which the rules were written against, and ``fresh``, held out when they were written (precision
-0.88, recall 0.74 there: read-only sentence structure does not reach every way a writer can state
-a result). Later rules were written from the misses of one half of ``fresh`` only (split by a hash
-of the text); its other half, never read, moved from 0.88 / 0.75 to 0.89 / 0.79. ``fresh2``, held
-out from every rule, is the honest measure: precision 0.886, recall 0.745.
+:func:`evaluate` measures precision and recall on labelled lines (any checker: see
+:mod:`ttrpg.game.judge` for the rules with the model as referee); the repository ships
+``tests/data/overreach_corpus.jsonl`` and the independently labelled ``tests/data/overreach/``
+parts (hard negatives included on purpose): ``dev`` and ``test``, which the rules were written
+against, then ``fresh`` to ``fresh5``, each held out until it was scored. ``fresh5``, never read
+by anyone writing rules, is the honest measure: precision 0.90, recall 0.79. Rounds of rules
+written from each part's misses moved the next unseen part by less than a point: read-only
+sentence structure does not reach every way a writer can state a result.
 The word classes live in ``ttrpg/data/overreach_lexicon.json``.
 """
 
@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Literal, TypedDict
 
@@ -2882,24 +2883,52 @@ def _needs_review(corrected: str) -> bool:
 
 # --------------------------------------------------------------------------- evaluation
 
-def evaluate(corpus_path: str | Path) -> dict:
-    """Precision, recall and the confusion counts of :func:`find_overreach` on a corpus.
+def load_labelled(path: str | Path) -> list[dict]:
+    """The rows of a labelled JSON-lines file, each ``{"text": str, "overreach": bool, ...}``.
 
-    The corpus is JSON lines ``{"text", "overreach": bool, "kind"}``; a text counts as
-    flagged when at least one violation is found.
+    Raises :class:`~ttrpg.exceptions.ConfigError` naming the file and line when it is missing,
+    unreadable, not JSON, or a row lacks a string ``text`` or a boolean ``overreach``.
     """
-    path = Path(corpus_path)
-    tp = fp = fn = tn = 0
-    misses: list[dict] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    from ttrpg.exceptions import ConfigError
+
+    hint = 'Each line must be a JSON object like {"text": "I try the door.", "overreach": false}.'
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read the labelled lines {path}: {exc.__class__.__name__}: {exc}", hint=hint) from None
+    rows = []
+    for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        row = json.loads(line)
-        flagged = bool(find_overreach(row["text"]))
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{path}, line {n}: not JSON ({exc}).", hint=hint) from None
+        if not (isinstance(row, dict) and isinstance(row.get("text"), str) and isinstance(row.get("overreach"), bool)):
+            raise ConfigError(f'{path}, line {n}: needs a string "text" and a true/false "overreach".', hint=hint)
+        rows.append(row)
+    if not rows:
+        raise ConfigError(f"{path} holds no labelled lines.", hint=hint)
+    return rows
+
+
+def evaluate(corpus: str | Path | Iterable[dict], flagged: Callable[[str], bool] | None = None) -> dict:
+    """Precision, recall and the confusion counts of :func:`find_overreach` on a corpus.
+
+    The corpus is a JSON-lines file (or its rows) ``{"text", "overreach": bool, "kind"}``; a
+    text counts as flagged when at least one violation is found, or when ``flagged(text)`` says
+    so (another checker, such as the rules and a referee together: :func:`ttrpg.game.judge.evaluate_judge`).
+    """
+    rows = load_labelled(corpus) if isinstance(corpus, (str, Path)) else list(corpus)
+    check = flagged or (lambda text: bool(find_overreach(text)))
+    tp = fp = fn = tn = 0
+    misses: list[dict] = []
+    for row in rows:
+        hit = bool(check(row["text"]))
         expected = bool(row["overreach"])
-        if flagged and expected:
+        if hit and expected:
             tp += 1
-        elif flagged:
+        elif hit:
             fp += 1
             misses.append({"text": row["text"], "error": "false positive"})
         elif expected:

@@ -25,6 +25,8 @@ class LLMConfig(TypedDict):
     tokens): a slow local model on a small CPU spends most of a turn writing, and a weak one
     uses every token it is given. ``reply_max_chars``, when set, lowers the character cap
     on a reply's text (:data:`ttrpg.defaults.LLM_REPLY_MAX_CHARS`; a job cannot raise it).
+    ``overreach_judge``: the model also referees every action for narrative overreach
+    (:mod:`ttrpg.game.judge`); never for the offline model.
     Configs built elsewhere may lack these keys: read them with ``.get``.
 
     ``base_url`` is only a *request* when the config comes from a job: a worker sends its
@@ -43,6 +45,7 @@ class LLMConfig(TypedDict):
     request_timeout_s: float
     max_tokens: int | None
     reply_max_chars: int | None
+    overreach_judge: bool
 
 
 def _whole(flag: str, value: object, high: int, unit: str = "") -> int:
@@ -55,14 +58,15 @@ def make_config(model: str | None = None, *, settings: Settings | None = None, o
                 base_url: str | None = None, latency_ms: int = 0, faults: Mapping[str, float] | None = None,
                 seed: int = 1, backoff_base: float | None = None, context_window: int | None = None,
                 request_timeout_s: float | None = None, max_tokens: int | None = None,
-                reply_max_chars: int | None = None) -> LLMConfig:
+                reply_max_chars: int | None = None, overreach_judge: bool | None = None) -> LLMConfig:
     """A checked :class:`LLMConfig`: offline play gets the offline model's name.
 
     ``settings`` (the environment, :mod:`ttrpg.settings`) fills what is not given: the model
     (``TTRPG_MODEL``), ``base_url`` (``OPENAI_BASE_URL``), ``backoff_base`` and the context
     window (``TTRPG_CONTEXT_WINDOW``, else asked of a real server with
     :func:`ttrpg.llm.model_info.context_window`, else :data:`ttrpg.defaults.CONTEXT_WINDOW`);
-    real play then also needs an API key or a base URL. Without ``settings`` only the
+    real play then also needs an API key or a base URL; ``overreach_judge`` defaults to
+    ``TTRPG_OVERREACH_JUDGE`` and is always off offline. Without ``settings`` only the
     arguments count (no context window unless given: prompts are sent unfitted).
 
     Raises :class:`~ttrpg.exceptions.LLMConfigError` when real play has no model (or no key
@@ -81,7 +85,9 @@ def make_config(model: str | None = None, *, settings: Settings | None = None, o
     if settings is not None:
         backoff_base = settings.backoff_base if backoff_base is None else backoff_base
         context_window = context_window or settings.context_window
+        overreach_judge = settings.overreach_judge if overreach_judge is None else overreach_judge
     if offline:
+        overreach_judge = False
         model, base_url = defaults.OFFLINE_MODEL, None
         if settings is not None:
             context_window = context_window or defaults.CONTEXT_WINDOW
@@ -105,4 +111,5 @@ def make_config(model: str | None = None, *, settings: Settings | None = None, o
                      context_window=int(context_window) if context_window else None,
                      request_timeout_s=float(request_timeout_s or defaults.LLM_REQUEST_TIMEOUT_S),
                      max_tokens=int(max_tokens) if max_tokens else None,
-                     reply_max_chars=int(reply_max_chars) if reply_max_chars else None)
+                     reply_max_chars=int(reply_max_chars) if reply_max_chars else None,
+                     overreach_judge=bool(overreach_judge))

@@ -61,6 +61,7 @@ SEC_REJECTED = "Why your previous attempt was rejected"
 SEC_OUTCOME = "What happened (the GM's outcome)"
 SEC_SITUATION = "The roll"
 SEC_REPLY = "Your reply"
+SEC_LINE = "The line to check"
 
 RULES_SUMMARY = """\
 - Each character has a number from 2 to 5. A high number is better at LASERS (technology, science, \
@@ -420,6 +421,50 @@ def character_action_messages(entry: Mapping[str, Any], ship: Mapping[str, Any] 
     sections.append(_section(SEC_REPLY, f"In character, one to three sentences: what {c['name']} "
                                         "attempts, and how. Stop before anything happens."))
     return [system, _user(*sections)]
+
+
+_JUDGE_INTRO = """\
+You referee one line that an AI character wrote in a game of Lasers & Feelings, a light \
+science-fiction tabletop role-playing game. The Game Master (GM) and the dice decide what \
+happens; a character only says what it attempts, intends, says aloud and feels."""
+
+JUDGE_RULES = """\
+The line OVERREACHES when, outside quoted speech, it narrates any of these:
+- outcome: a result of the character's own action (the lock opens, the guard goes down, "I slip \
+past unseen", "I manage to ..."), something found or realized, a perception that succeeds \
+("I spot the sniper"), or a jump in time to the result;
+- other_reaction: what someone or something else does, says, feels or decides;
+- future: what will certainly happen.
+The line is CLEAN when it only gives attempts ("I try to pick the lock"), how the character goes \
+about it, intentions and aims ("until he talks", "so that ..."), plans, questions, hopes, worries, \
+feelings, words inside quotes (boasts too), or the situation the GM already described.
+
+Examples:
+I wedge the crowbar under the hatch and heave. -> {"overreach": false, "kind": null, "reason": "an attempt"}
+I heave on the crowbar and the hatch pops open. -> {"overreach": true, "kind": "outcome", "reason": "the hatch opens"}
+"Stand down," I tell the guard, who lowers his rifle. -> {"overreach": true, "kind": "other_reaction", "reason": "the guard lowers his rifle"}
+"Nobody outruns me!" I shout, sprinting for the shuttle. -> {"overreach": false, "kind": null, "reason": "speech and an attempt"}
+I sweep the wreck with my scanner and find the data core. -> {"overreach": true, "kind": "outcome", "reason": "finds the core"}
+I start on the engine; by dawn it will purr again. -> {"overreach": true, "kind": "future", "reason": "the repair will work"}
+
+Answer with one line of JSON and nothing else:
+{"overreach": true or false, "kind": "outcome" or "other_reaction" or "future" or null, "reason": "a few words"}"""
+
+
+def overreach_judge_messages(text: str, narration: str, character_name: str) -> list[Message]:
+    """The referee's question: does this action line narrate what belongs to the GM and the dice?
+
+    A second opinion on :func:`ttrpg.game.validation.find_overreach`, asked of the session's
+    own model when ``TTRPG_OVERREACH_JUDGE`` is on (see :mod:`ttrpg.game.judge`). The line
+    and the scene are data inside sections, never instructions; the reply is one line of
+    JSON, read by :func:`ttrpg.prompts.parsers.parse_verdict`.
+    """
+    name = one_line(character_name, "the character")
+    system = _system(_JUDGE_INTRO, ["Layer: referee", "Task: overreach check", f"Character: {name}"], JUDGE_RULES)
+    scene = one_line(narration)[:defaults.JUDGE_NARRATION_MAX_CHARS]
+    return [system, _user(_section(SEC_NARRATION, scene),
+                          _section(SEC_LINE, one_line(text)[:defaults.JUDGE_LINE_MAX_CHARS]),
+                          _section(SEC_REPLY, "One line of JSON: is the line above clean, or does it overreach?"))]
 
 
 def character_reaction_messages(entry: Mapping[str, Any], ship: Mapping[str, Any] | None, narration: str,

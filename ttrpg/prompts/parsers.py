@@ -8,6 +8,7 @@ one, not into a lost turn.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -157,3 +158,56 @@ def consensus_label(latest: Sequence[Mapping[str, Any]]) -> str | None:
 
 
 # --------------------------------------------------------------------------- context window
+
+
+VERDICT_KINDS = ("outcome", "other_reaction", "future")
+_JSON_OBJECT = re.compile(r"\{[^{}]{0,2000}\}")
+_VERDICT_FIELD = re.compile(r'"?overreach"?\s*[:=]\s*"?(true|false|yes|no)\b', re.I)
+_VERDICT_WORD = re.compile(r"^\W{0,8}(yes|no|true|false|overreach(?:es)?|clean)\b(?![\"']?\s*[:=])", re.I)
+_TRUTH = {"true": True, "yes": True, "overreach": True, "overreaches": True,
+          "false": False, "no": False, "clean": False}
+
+
+def _truth(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        return _TRUTH.get(value.strip().lower())
+    return None
+
+
+def _verdict(flag: bool, kind: Any = None, reason: Any = None) -> dict[str, Any]:
+    if not flag:
+        kind = None
+    elif kind not in VERDICT_KINDS:
+        kind = "outcome"
+    return {"overreach": flag, "kind": kind,
+            "reason": one_line(reason)[:200] if isinstance(reason, str) else ""}
+
+
+def parse_verdict(text: str | None) -> dict[str, Any] | None:
+    """The referee's verdict ``{"overreach": bool, "kind": str | None, "reason": str}``, or None.
+
+    Reads the first JSON object with an ``overreach`` field, else an ``overreach: true``
+    written without JSON, else a reply opening with yes / no / clean / overreach. Anything
+    else (prose, a refusal, a cut-off object) is None: the rules' verdict stands. Never raises.
+
+    >>> parse_verdict('Sure! {"overreach": true, "kind": "outcome", "reason": "the door opens"}')
+    {'overreach': True, 'kind': 'outcome', 'reason': 'the door opens'}
+    """
+    if not isinstance(text, str):
+        return None
+    head = text[:4000]
+    for m in _JSON_OBJECT.finditer(head):
+        try:
+            obj = json.loads(m.group(0))
+        except ValueError:
+            continue
+        if isinstance(obj, dict) and "overreach" in obj:
+            flag = _truth(obj["overreach"])
+            if flag is not None:
+                return _verdict(flag, obj.get("kind"), obj.get("reason"))
+    m = _VERDICT_FIELD.search(head) or _VERDICT_WORD.search(head)
+    if m:
+        return _verdict(_TRUTH[m.group(1).lower()])
+    return None

@@ -34,7 +34,8 @@ PHASES = _vocabulary.PHASES
 
 #: Job phases (the ``phase`` of job and LLM events): one LLM call per player in each.
 JOB_PHASES_DOC = ("`discussion-r<round>` (table talk, round 1-N), `intent` (strategic intent), `action-v<round>` "
-                  "(character action; v2, v3 are the stricter retries after validation), `lf-question` "
+                  "(character action; v2, v3 are the stricter retries after validation), `judge-v<round>` "
+                  "(the referee's overreach verdict, with TTRPG_OVERREACH_JUDGE on), `lf-question` "
                   "(LASER FEELINGS question), `reaction` (character reaction)")
 
 
@@ -339,6 +340,20 @@ _TYPES: tuple[EventType, ...] = (
          F("attempt", "integer", "The validation round (1 = the first answer, 2-3 = stricter retries)."),
          F("violations", "array", "What overreached, as ``kind: matched words``.", items="string"),
          F("text", "string", "The rejected action."))),
+    EventType(
+        "overreach_judged", "The player's model refereed its character's action for overreach (only with "
+        "TTRPG_OVERREACH_JUDGE on), and who decided: the referee, or the rules when its reply could not be read.",
+        "ttrpg/turn/phases.py (validate)", "<turn>:<player>:<validation round>",
+        (_PID,
+         F("attempt", "integer", "The validation round (1 = the first answer, 2-3 = stricter retries)."),
+         F("rules", "array", "What the rules found, as ``kind: matched words`` (empty: nothing).", items="string"),
+         F("verdict", ("boolean", "null"), "The referee's verdict: true = overreach; null = no readable verdict."),
+         F("kind", ("string", "null"), "The kind the referee named.", enum=("outcome", "other_reaction", "future")),
+         F("reason", ("string", "null"), "The referee's reason, as it wrote it (a few words)."),
+         F("reply", "string", "The referee's reply, cut to 500 characters."),
+         F("decided_by", "string", "``referee`` (its verdict counts) or ``rules`` (no readable verdict).",
+           enum=("referee", "rules")),
+         F("error", "string", "Why the referee job failed, when it did.", required=False))),
     EventType(
         "validation_autocorrected", "After the last validation round the overreach was cut automatically.",
         "ttrpg/turn/phases.py (validate)", "<turn>:<player>",

@@ -53,6 +53,10 @@ def describe(e: dict) -> str:
         return f"{g('character') or g('player_id')}: {_short(g('text'))}"
     if t == "validation_failed":
         return f"{g('player_id')} round {g('attempt')}: {'; '.join(g('violations') or [])}"
+    if t == "overreach_judged":
+        said = {True: "overreach", False: "clean", None: "no readable verdict"}.get(g("verdict"), "?")
+        return (f"{g('player_id')} round {g('attempt')}: referee: {said}"
+                + (f" ({_short(g('reason'), 60)})" if g("reason") else "") + f"; decided by {g('decided_by')}")
     if t == "validation_autocorrected":
         return f"{g('player_id')}: {_short(g('corrected'))}" + (" (needs review)" if g("needs_review") else "")
     if t == "consensus":

@@ -37,7 +37,8 @@ def _number(flag: str, value, low: int, high: int, unit: str = "", hint: str | N
 
 
 def check_options(*, turns: int | None = None, players: int | None = None, workers: int | None = None,
-                  latency_ms: int | None = None, seed: int | None = None) -> None:
+                  latency_ms: int | None = None, seed: int | None = None, offline: bool = False,
+                  overreach_judge: bool | None = None) -> None:
     """Range-check the numeric options of play/demo/resume; ConfigError (exit 2) names the flag.
 
     Called by the CLI before anything is started or created, and again by :func:`start`,
@@ -51,6 +52,10 @@ def check_options(*, turns: int | None = None, players: int | None = None, worke
     _number("--latency", latency_ms, 0, defaults.MAX_LATENCY_MS, " ms",
             hint="It is the offline model's delay per call in milliseconds; 0 means none.")
     _number("--seed", seed, 0, defaults.MAX_SEED, hint="Use a seed from 0 to 2**63-1, or leave it out.")
+    if offline and overreach_judge:
+        raise ConfigError("--overreach-judge needs a real model: the offline model does not referee.",
+                          hint="Leave out --offline (set TTRPG_MODEL and OPENAI_API_KEY or OPENAI_BASE_URL), "
+                               "or leave out --overreach-judge.")
 
 
 def select_players(party: dict, players: int | None) -> dict:

@@ -31,7 +31,8 @@ from langgraph.types import interrupt
 from ttrpg import defaults
 from ttrpg.constants import SESSION_KEY
 from ttrpg.dm.script import judge_approach
-from ttrpg.game import consensus, dice, validation
+from ttrpg.exceptions import PhaseError
+from ttrpg.game import consensus, dice, judge, validation
 from ttrpg.jobs.fanout import run_jobs
 from ttrpg.memory.recall import recall_for_turn
 from ttrpg.memory.storing import store_turn
@@ -333,28 +334,68 @@ def character_action(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
 
 @phase("validation")
 def validate(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
-    """Check every action for narrative overreach; after the last attempt, auto-correct."""
+    """Check every action for narrative overreach; after the last attempt, auto-correct.
+
+    The rules (:func:`ttrpg.game.validation.find_overreach`) check every action; with the
+    referee on (``state["llm"]["overreach_judge"]``) the player's model gives a second
+    opinion and :func:`ttrpg.game.judge.decide` combines the two.
+    """
     round_no = state.get("validation_round") or 1
     actions = {pid: dict(a) for pid, a in (state.get("actions") or {}).items()}
-    for pid, action in actions.items():
-        if action.get("manual") or action.get("valid"):
-            continue
+    pending = {pid: a for pid, a in actions.items() if not (a.get("manual") or a.get("valid"))}
+    verdicts, tokens = _referee(state, ctx, attempt, round_no, pending)
+    for pid, action in pending.items():
         found = validation.find_overreach(action["text"])
         if not action["text"].strip():  # a weak model that said nothing gets the same retries
             found = [{"kind": "empty", "match": "", "start": 0, "end": 0, "reason": "the reply was empty"}]
+        elif pid in verdicts:
+            found = _judged(state, ctx, pid, round_no, found, verdicts[pid])
         if not found:
             action.update(valid=True, violations=[])
             continue
-        kinds = [f"{v['kind']}: {v['match']}" for v in found]
+        kinds = [judge.describe(v) for v in found]
         action["violations"] = kinds
         ctx.events.emit("validation_failed", f"{state['turn']}:{pid}:{round_no}", state["turn"], player_id=pid,
                         attempt=round_no, violations=kinds, text=action["text"])
         if round_no >= defaults.VALIDATION_MAX_ATTEMPTS:
-            fixed, needs_review = validation.autocorrect(action["text"], found)
+            spans = [v for v in found if v["end"] > v["start"]]
+            fixed, needs_review = validation.autocorrect(action["text"], spans) if spans else (action["text"], True)
             ctx.events.emit("validation_autocorrected", f"{state['turn']}:{pid}", state["turn"], player_id=pid,
                             original=action["text"], corrected=fixed, needs_review=needs_review)
             action.update(text=fixed, autocorrected=True, needs_review=needs_review, valid=not needs_review)
-    return {"actions": actions}
+    return {"actions": actions, **({"tokens": tokens} if tokens else {})}
+
+
+def _referee(state: TurnState, ctx: TurnContext, attempt: int, round_no: int,
+             pending: dict[str, dict]) -> tuple[dict[str, dict], dict | None]:
+    """Ask each player's model to referee its character's action (when the referee is on):
+    ``({pid: job result}, tokens)``. A failed referee job is no lost turn: the rules decide,
+    and ``_judged`` logs that the referee could not answer."""
+    asked = {pid: a for pid, a in pending.items() if a["text"].strip()}
+    if not (state["llm"].get("overreach_judge") and asked):
+        return {}, None
+    msgs = {pid: builders.overreach_judge_messages(a["text"], state["narration"], _name(state, pid))
+            for pid, a in asked.items()}
+    try:
+        results = ask_players(state, ctx, f"judge-v{round_no}", attempt, msgs, max_tokens=defaults.JUDGE_MAX_TOKENS)
+    except PhaseError as exc:
+        return {pid: {"ok": False, "error": str(exc)} for pid in asked}, None
+    return results, _add_tokens(state, results)
+
+
+def _judged(state: TurnState, ctx: TurnContext, pid: str, round_no: int, found: list, result: dict) -> list:
+    """The violations that count once the referee has spoken, logged as ``overreach_judged``."""
+    reply = result.get("text") if result.get("ok", True) else None
+    verdict = parsers.parse_verdict(reply)
+    decided, decided_by = judge.decide(found, verdict)
+    ctx.events.emit("overreach_judged", f"{state['turn']}:{pid}:{round_no}", state["turn"], player_id=pid,
+                    attempt=round_no, rules=[judge.describe(v) for v in found],
+                    verdict=None if verdict is None else verdict["overreach"],
+                    kind=None if verdict is None else verdict["kind"],
+                    reason=None if verdict is None else verdict["reason"],
+                    reply=(reply or "")[:defaults.JUDGE_REPLY_LOG_CHARS], decided_by=decided_by,
+                    **({"error": result["error"][:300]} if result.get("error") else {}))
+    return decided
 
 
 def after_validation(state: TurnState) -> str:

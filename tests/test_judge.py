@@ -1,0 +1,226 @@
+"""The referee: the session's own model gives a second opinion on overreach (ttrpg.game.judge).
+
+Whole sessions run on real workers through the real ``openai`` client; the model is
+:mod:`tests.fake_llm_server`, at the network edge, answering each prompt by what it asks: the
+referee's question ("Task: overreach check") gets a verdict, the character's action an action,
+anything else a plain line. Each route plays one kind of referee: a strict one, one that
+overrules the rules, one that answers nonsense, one whose server is down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+import uuid
+
+import pytest
+
+from tests.conftest import QuietUI, run_cli
+from tests.fake_llm_server import FakeLLMServer, Reply, Request, chat, error
+from ttrpg.dm.script import ScriptDM, builtin_script
+from ttrpg.fleet.local import local_workers
+from ttrpg.game import judge
+from ttrpg.game.characters import default_party
+from ttrpg.llm.config import make_config
+from ttrpg.research import events
+from ttrpg.research.schema import validate_event
+from ttrpg.session import play
+from ttrpg.settings import get_settings
+
+KEY = "sk-referee-test-0123456789"
+CLEAN_ACTION = "I brace against the hatch and heave on the manual release."
+RULES_FLAG = "I heave on the release and the hatch swings open."  # the rules flag "swings open"
+REASON = "the quartermaster waves them aboard"
+NONSENSE = "[/] [bold red]sure[/] \x1b[31mno idea\x1b[0m"
+
+
+def _system(req: Request) -> str:
+    body = req.json()
+    return next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
+
+
+def _referee(verdict_for) -> callable:
+    """A model: the referee's question gets ``verdict_for(line, attempt)``, the first action attempt
+    :data:`RULES_FLAG` or :data:`CLEAN_ACTION` (per route), everything else a plain line."""
+
+    def respond(req: Request) -> Reply:
+        system = _system(req)
+        if "Task: overreach check" in system:
+            user = req.json()["messages"][-1]["content"]
+            line = user.split("## The line to check\n", 1)[1].split("\n\n", 1)[0]
+            return verdict_for(line)
+        if "Task: action" in system:
+            first = "Attempt: 1" in system
+            return chat(respond.first_action if first else CLEAN_ACTION)
+        return chat("DIRECTIVE: get aboard the freighter carefully.\nREASON: Galvin needs help.")
+
+    respond.first_action = CLEAN_ACTION
+    return respond
+
+
+def _verdict(overreach: bool, kind=None, reason="") -> Reply:
+    return chat(json.dumps({"overreach": overreach, "kind": kind, "reason": reason}))
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeLLMServer() as s:
+        strict = _referee(lambda line: _verdict(True, "other_reaction", REASON) if line == CLEAN_ACTION
+                          and not strict.cleared else _verdict(False, None, "an attempt"))
+        strict.cleared = False
+        s.respond("strict", strict)
+        s.strict = strict
+        lenient = _referee(lambda line: _verdict(False, None, "only an attempt"))
+        lenient.first_action = RULES_FLAG
+        s.respond("lenient", lenient)
+        s.respond("nonsense", _referee(lambda line: chat(NONSENSE)))
+        s.respond("down", _referee(lambda line: error(500, "referee overloaded")))
+        yield s
+
+
+@pytest.fixture(scope="module")
+def queues(ttrpg_home, server):
+    """One real worker per route, each with that route as its own endpoint and the key: {route: queue}."""
+    import contextlib
+
+    routes = ("strict", "lenient", "nonsense", "down")
+    names = {r: f"j-{r}-{uuid.uuid4().hex[:8]}" for r in routes}
+    with contextlib.ExitStack() as stack:
+        fleets = [stack.enter_context(local_workers(
+            1, [names[r]], "fork", dataclasses.replace(get_settings(), openai_base_url=server.url(r),
+                                                      openai_api_key=KEY))) for r in routes]
+        yield names
+        for fleet in fleets:
+            for proc in fleet.procs:
+                proc.send_signal(signal.SIGTERM)
+
+
+def _play(route, server, queue, session_id, monkeypatch):
+    monkeypatch.setenv("TTRPG_QUEUE", queue)
+    llm = make_config("fake-model", base_url=server.url(route), overreach_judge=True, backoff_base=0.001,
+                      request_timeout_s=10, context_window=8192)
+    party = default_party().to_state()
+    party["players"] = party["players"][:1]
+    script = builtin_script()
+    return play.start(session_id=session_id, campaign_id="c-" + session_id, party=party, llm=llm,
+                      dm=ScriptDM(script), ui=QuietUI(), dm_script=script, max_turns=1, seed=5, workers=0)
+
+
+def _of(log, kind):
+    return [e for e in log if e["event_type"] == kind]
+
+
+def test_a_line_only_the_referee_flags_is_asked_again_with_its_reason(server, queues, redis_client, session_id,
+                                                                      monkeypatch):
+    server.strict.cleared = False
+    final = _play("strict", server, queues["strict"], session_id, monkeypatch)
+    assert final["turn"] == 2
+    log = events.all_events(redis_client, session_id)
+    judged = _of(log, "overreach_judged")
+    assert [(e["attempt"], e["verdict"], e["decided_by"], e["rules"]) for e in judged][:1] == \
+        [(1, True, "referee", [])]
+    failed = _of(log, "validation_failed")
+    assert failed[0]["violations"] == [f"other_reaction: {REASON}"] and failed[0]["text"] == CLEAN_ACTION
+    # the retry prompt carries the referee's reason
+    retry_prompts = [r for r in server.requests_to("strict")
+                     if "Task: action" in _system(r) and "Attempt: 2" in _system(r)]
+    assert retry_prompts and REASON in retry_prompts[0].json()["messages"][-1]["content"]
+    assert all(not validate_event(e) for e in judged)
+
+
+def test_the_referee_clears_a_line_the_rules_flag(server, queues, redis_client, session_id, monkeypatch):
+    final = _play("lenient", server, queues["lenient"], session_id, monkeypatch)
+    log = events.all_events(redis_client, session_id)
+    judged = _of(log, "overreach_judged")[0]
+    assert judged["verdict"] is False and judged["decided_by"] == "referee"
+    assert judged["rules"] and judged["rules"][0].startswith("outcome:")
+    assert not _of(log, "validation_failed")
+    assert final["history"] and any(RULES_FLAG in line for line in final["history"])
+
+
+def test_an_unreadable_verdict_leaves_the_rules_deciding_and_is_logged_as_text(server, queues, redis_client,
+                                                                                session_id, monkeypatch):
+    final = _play("nonsense", server, queues["nonsense"], session_id, monkeypatch)
+    assert final["turn"] == 2
+    judged = _of(events.all_events(redis_client, session_id), "overreach_judged")[0]
+    assert judged["verdict"] is None and judged["decided_by"] == "rules" and judged["reply"] == NONSENSE
+
+
+def test_a_referee_that_is_down_loses_no_turn(server, queues, redis_client, session_id, monkeypatch):
+    final = _play("down", server, queues["down"], session_id, monkeypatch)
+    assert final["turn"] == 2 and final["ended"]
+    log = events.all_events(redis_client, session_id)
+    judged = _of(log, "overreach_judged")[0]
+    assert judged["decided_by"] == "rules" and "referee overloaded" in judged["error"]
+    assert not _of(log, "phase_failed")
+
+
+# --------------------------------------------------------------------------- the pieces
+
+
+def test_decide_combines_the_two_verdicts():
+    flag = [{"kind": "outcome", "match": "swings open", "start": 5, "end": 16, "reason": "r"}]
+    assert judge.decide(flag, None) == (flag, "rules")
+    assert judge.decide([], None) == ([], "rules")
+    assert judge.decide(flag, {"overreach": False, "kind": None, "reason": ""}) == ([], "referee")
+    assert judge.decide(flag, {"overreach": True, "kind": "future", "reason": "x"}) == (flag, "referee")
+    (only,), by = judge.decide([], {"overreach": True, "kind": "future", "reason": "it will work"})
+    assert by == "referee" and only["kind"] == "future" and judge.describe(only) == "future: it will work"
+
+
+def test_the_offline_model_never_referees(monkeypatch):
+    monkeypatch.setenv("TTRPG_OVERREACH_JUDGE", "on")
+    assert make_config(settings=get_settings(), offline=True)["overreach_judge"] is False
+    assert make_config(offline=True, overreach_judge=True)["overreach_judge"] is False
+    assert make_config("m", base_url="http://127.0.0.1:1/v1", settings=get_settings())["overreach_judge"] is True
+    monkeypatch.setenv("TTRPG_OVERREACH_JUDGE", "off")
+    assert make_config("m", base_url="http://127.0.0.1:1/v1", settings=get_settings())["overreach_judge"] is False
+
+
+def test_play_refuses_a_referee_for_the_offline_model():
+    result = run_cli("play", "--offline", "--overreach-judge")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--overreach-judge needs a real model" in result.stderr
+
+
+def _corpus(tmp_path):
+    path = tmp_path / "lines.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"text": CLEAN_ACTION, "overreach": False},
+        {"text": RULES_FLAG, "overreach": True},
+        {"text": "I ask Galvin where the pirates went.", "overreach": False},
+    ]) + "\n")
+    return path
+
+
+def test_score_measures_the_rules_on_labelled_lines(tmp_path):
+    result = run_cli("overreach", "score", str(_corpus(tmp_path)), "--json")
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert (figures["tp"], figures["fp"], figures["fn"], figures["tn"]) == (1, 0, 0, 2)
+
+
+def test_score_with_a_referee_asks_the_model_once_per_line(tmp_path, server):
+    before = len(server.requests_to("lenient"))
+    result = run_cli("overreach", "score", str(_corpus(tmp_path)), "--judge", "--model", "m", "--json",
+                     env={"OPENAI_BASE_URL": server.url("lenient"), "OPENAI_API_KEY": KEY,
+                          "TTRPG_CONTEXT_WINDOW": "8192"})
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    # the lenient referee clears everything: recall falls to 0, the rules alone had 1.0
+    assert (figures["tp"], figures["fn"], figures["unreadable"]) == (0, 1, 0)
+    assert figures["rules"]["recall"] == 1.0
+    assert len(server.requests_to("lenient")) - before == 3
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("not json\n", "line 1: not JSON"),
+    ('{"text": "x"}\n', 'line 1: needs a string "text"'),
+    ("", "holds no labelled lines"),
+])
+def test_score_names_the_bad_line_and_exits_2(tmp_path, content, problem):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(content)
+    result = run_cli("overreach", "score", str(path))
+    assert result.returncode == 2 and problem in result.stderr and "Traceback" not in result.stderr
