@@ -35,6 +35,7 @@ FOURTH_HELD_OUT = DATA / "overreach" / "fresh4.jsonl"
 #: committed before it was scored; nobody writing rules has read it.
 HELD_OUT = DATA / "overreach" / "fresh5.jsonl"
 #: Every held-out part in the order it was made, each checked against all that came before it.
+AGREEMENT = DATA / "overreach" / "agreement"
 HELD_OUT_PARTS = (FIRST_HELD_OUT, SECOND_HELD_OUT, THIRD_HELD_OUT, FOURTH_HELD_OUT, HELD_OUT)
 
 
@@ -86,6 +87,22 @@ def test_precision_and_recall_on_the_held_out_part():
     assert result["tp"] + result["fn"] >= 200 and result["tn"] + result["fp"] >= 200
     assert result["precision"] >= 0.89
     assert result["recall"] >= 0.78
+
+
+def test_the_held_out_labels_are_what_careful_readers_agree_on():
+    """The goal is reachable by reading, so the labels are not the limit: two more readers labelled
+    every line of the held-out part blind (the texts alone, shuffled; the labelling convention and
+    the development lines, never the labels, the detector or each other's file). Scored against
+    the committed labels they reach 0.986 / 0.991 and 0.990 / 0.957 (Cohen's kappa 0.98 and 0.95);
+    the committed labels against the majority of all three, 0.995 / 0.995. What the rules miss is
+    reading for meaning: see :mod:`ttrpg.game.judge` for the model as referee."""
+    committed = [json.loads(line) for line in HELD_OUT.read_text().splitlines()]
+    for name in ("a", "b"):
+        lines = (AGREEMENT / f"fresh5-reader-{name}.jsonl").read_text().splitlines()
+        reader = {r["text"]: r["overreach"] for r in map(json.loads, lines)}
+        assert sorted(reader) == sorted(r["text"] for r in committed)
+        result = evaluate(committed, reader.__getitem__)  # the reader as a checker of the committed labels
+        assert result["precision"] >= 0.95 and result["recall"] >= 0.95, (name, result["precision"], result["recall"])
 
 
 #: The held-out parts after rules were written from their misses: (part, precision floor, recall floor).
