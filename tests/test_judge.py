@@ -24,12 +24,14 @@ from ttrpg.game import judge
 from ttrpg.game.characters import default_party
 from ttrpg.llm.config import make_config
 from ttrpg.research import events
+from ttrpg.research.report import report_from_events, report_summary
 from ttrpg.research.schema import validate_event
 from ttrpg.session import play
 from ttrpg.settings import get_settings
 
 KEY = "sk-referee-test-0123456789"
 CLEAN_ACTION = "I brace against the hatch and heave on the manual release."
+RETRY_ACTION = "I key the comm and ask Galvin to unlock the hatch from inside."
 RULES_FLAG = "I heave on the release and the hatch swings open."  # the rules flag "swings open"
 REASON = "the quartermaster waves them aboard"
 NONSENSE = "[/] [bold red]sure[/] \x1b[31mno idea\x1b[0m"
@@ -52,7 +54,7 @@ def _referee(verdict_for) -> callable:
             return verdict_for(line)
         if "Task: action" in system:
             first = "Attempt: 1" in system
-            return chat(respond.first_action if first else CLEAN_ACTION)
+            return chat(respond.first_action if first else RETRY_ACTION)
         return chat("DIRECTIVE: get aboard the freighter carefully.\nREASON: Galvin needs help.")
 
     respond.first_action = CLEAN_ACTION
@@ -66,11 +68,8 @@ def _verdict(overreach: bool, kind=None, reason="") -> Reply:
 @pytest.fixture(scope="module")
 def server():
     with FakeLLMServer() as s:
-        strict = _referee(lambda line: _verdict(True, "other_reaction", REASON) if line == CLEAN_ACTION
-                          and not strict.cleared else _verdict(False, None, "an attempt"))
-        strict.cleared = False
-        s.respond("strict", strict)
-        s.strict = strict
+        s.respond("strict", _referee(lambda line: _verdict(True, "other_reaction", REASON) if line == CLEAN_ACTION
+                                     else _verdict(False, None, "an attempt")))
         lenient = _referee(lambda line: _verdict(False, None, "only an attempt"))
         lenient.first_action = RULES_FLAG
         s.respond("lenient", lenient)
@@ -113,13 +112,12 @@ def _of(log, kind):
 
 def test_a_line_only_the_referee_flags_is_asked_again_with_its_reason(server, queues, redis_client, session_id,
                                                                       monkeypatch):
-    server.strict.cleared = False
     final = _play("strict", server, queues["strict"], session_id, monkeypatch)
     assert final["turn"] == 2
     log = events.all_events(redis_client, session_id)
     judged = _of(log, "overreach_judged")
-    assert [(e["attempt"], e["verdict"], e["decided_by"], e["rules"]) for e in judged][:1] == \
-        [(1, True, "referee", [])]
+    assert [(e["attempt"], e["verdict"], e["decided_by"], e["rules"]) for e in judged] == \
+        [(1, True, "referee", []), (2, False, "referee", [])]
     failed = _of(log, "validation_failed")
     assert failed[0]["violations"] == [f"other_reaction: {REASON}"] and failed[0]["text"] == CLEAN_ACTION
     # the retry prompt carries the referee's reason
@@ -127,6 +125,10 @@ def test_a_line_only_the_referee_flags_is_asked_again_with_its_reason(server, qu
                      if "Task: action" in _system(r) and "Attempt: 2" in _system(r)]
     assert retry_prompts and REASON in retry_prompts[0].json()["messages"][-1]["content"]
     assert all(not validate_event(e) for e in judged)
+    counts = report_from_events(log)["validation"]["referee"]
+    assert (counts["verdicts"], counts["flagged_what_rules_passed"], counts["decided_by_rules"]) == (2, 1, 0)
+    assert final["actions"]["p1"]["text"] == RETRY_ACTION and final["actions"]["p1"]["valid"]
+    assert any(label == "overreach referee" for label, _ in report_summary(report_from_events(log)))
 
 
 def test_the_referee_clears_a_line_the_rules_flag(server, queues, redis_client, session_id, monkeypatch):

@@ -139,7 +139,8 @@ def report_from_events(evts: list[dict]) -> dict:
                   "failures_total": len(by_type["validation_failed"]),
                   "failures_by_round": _counts((v.get("attempt") for v in by_type["validation_failed"]), sort=True),
                   "autocorrections": len(corrected),
-                  "needs_review": sum(bool(c.get("needs_review")) for c in corrected)}
+                  "needs_review": sum(bool(c.get("needs_review")) for c in corrected),
+                  "referee": _referee_counts(by_type["overreach_judged"])}
 
     per_turn: dict[int, dict] = {}
     for t in by_type["turn_completed"]:
@@ -235,6 +236,7 @@ def time_rows(rep: dict) -> list[dict]:
 def report_summary(rep: dict) -> list[tuple[str, str]]:
     """The report's headline figures as (label, value) pairs, values cleaned and on one line."""
     llm, val, ret = rep["llm"], rep["validation"], rep["retries"]
+    ref = val.get("referee") or {"verdicts": 0}
     rate = val["first_attempt_failure_rate"]
     dm, machine = rep.get("dm_time") or {}, rep.get("machine_time") or {}
     dm_note = ""
@@ -258,10 +260,22 @@ def report_summary(rep: dict) -> list[tuple[str, str]]:
         ("first-attempt validation failures", f"{val['first_attempt_failures']} of {val['first_attempt_actions']}"
          + (f" ({rate:.1%})" if rate is not None else "")),
         ("auto-corrections", f"{val['autocorrections']} ({val['needs_review']} needed review)"),
+        *([("overreach referee", f"{ref['verdicts']} verdicts: {ref['flagged_what_rules_passed']} flagged what the "
+            f"rules passed, {ref['cleared_what_rules_flagged']} cleared what they flagged, "
+            f"{ref['decided_by_rules']} unreadable or failed (the rules decided)")] if ref["verdicts"] else []),
         ("consensus", ", ".join(f"{k} {v}" for k, v in rep["consensus"]["outcomes"].items()) or "-"),
         ("dice", f"{rep['dice']['rolls']} rolls, {rep['dice']['laser_feelings']} LASER FEELINGS"),
     ]
     return [(k, one_line("-" if v is None else v)) for k, v in pairs]
+
+
+def _referee_counts(judged: list[dict]) -> dict:
+    """How the model's verdicts (``overreach_judged``, TTRPG_OVERREACH_JUDGE on) met the rules'."""
+    read = [j for j in judged if j.get("decided_by") == "referee"]
+    return {"verdicts": len(judged), "decided_by_referee": len(read),
+            "decided_by_rules": len(judged) - len(read),
+            "flagged_what_rules_passed": sum(1 for j in read if j.get("verdict") and not j.get("rules")),
+            "cleared_what_rules_flagged": sum(1 for j in read if not j.get("verdict") and j.get("rules"))}
 
 
 def report_html(rep: dict) -> str:
