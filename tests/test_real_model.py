@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -33,6 +34,7 @@ from tests.llama_server import ALIAS, free_port, llama_fixture
 from ttrpg.dm.script import ScriptDM, builtin_script
 from ttrpg.exceptions import ContextLengthError, LLMPermanentError, LLMTransientError
 from ttrpg.game.characters import default_party
+from ttrpg.game.judge import evaluate_judge
 from ttrpg.llm import model_info
 from ttrpg.llm.client import complete
 from ttrpg.llm.config import LLMConfig, make_config
@@ -45,6 +47,7 @@ from ttrpg.settings import get_settings
 SESSION_SLOT_CTX = 2048  # --ctx-size 4096 split over 2 slots: what /props reports, what prompts are fitted to
 REPLY_CAP = 64  # tokens per reply: SmolLM2 uses every token it is given, and writing dominates a turn
 SMALL_CTX = 768
+HELD_OUT = Path(__file__).parent / "data" / "overreach" / "fresh5.jsonl"
 GOOD_KEY = "sk-real-test-key-0123456789abcdef"
 WRONG_KEY = "sk-wrong-key-ffffffffffffffff0000"
 
@@ -190,6 +193,23 @@ def test_prompt_that_cannot_fit_is_one_clear_line(smollm2_small):
     text = str(err.value)
     assert "\n" not in text and f"{SMALL_CTX} tokens" in text and "--ctx-size" in text
     assert smollm2_small.base_url in text and err.value.status_code == 400
+
+
+def test_the_real_model_referees_labelled_lines(smollm2):
+    """The referee end to end against the real small model, on the first lines of the held-out
+    part: each line is decided by the model's verdict or, when its reply cannot be read, by the
+    rules. SmolLM2-135M is far too weak to be a useful referee (its figure on the whole part is in
+    the README); this checks the path a capable model takes."""
+    seen: list[dict] = []
+    figures = evaluate_judge(HELD_OUT, _cfg(smollm2, request_timeout_s=120), limit=6,
+                             on_line=lambda i, outcome: seen.append(outcome))
+    print(f"\n[real model] referee replies: {[o['reply'][:60] for o in seen]}")
+    assert figures["lines"] == len(seen) == 6 and figures["unreadable"] == sum(o["verdict"] is None for o in seen)
+    for o in seen:
+        if o["verdict"] is None:
+            assert o["decided_by"] == "rules" and o["flagged"] == o["rules"]
+        else:
+            assert o["decided_by"] == "referee" and o["flagged"] == o["verdict"]["overreach"]
 
 
 # --------------------------------------------------------------------------- one clear line per failure

@@ -7,7 +7,7 @@ are not the limit: two more careful readers, labelling blind, agreed with them o
 the lines. Telling an attempt from a narrated result is reading for meaning, which a capable
 model does and a list of phrases does not.
 
-How: with ``TTRPG_OVERREACH_JUDGE=on`` (never for the offline model) the validation phase
+How: with ``TTRPG_OVERREACH_JUDGE=1`` (never for the offline model) the validation phase
 asks the player's model one more question per action, :func:`ttrpg.prompts.builders.overreach_judge_messages`,
 as an RQ job like every other model call, and :func:`decide` combines the two verdicts:
 
