@@ -40,8 +40,9 @@ def score(
 
         settings = get_settings()
         cfg = make_config(model, settings=settings, overreach_judge=True)
-        figures = evaluate_judge(corpus, cfg, api_key=settings.openai_api_key, limit=limit,
-                                 on_line=lambda i, _: err().print(f"refereed {i} lines", end="\r"))
+        with err().status("refereeing...") as status:
+            figures = evaluate_judge(corpus, cfg, api_key=settings.openai_api_key, limit=limit,
+                                     on_line=lambda i, _: status.update(f"refereeing: {i} lines done"))
     else:
         figures = validation.evaluate(validation.load_labelled(corpus)[:limit or None])
     if json_out:
