@@ -117,6 +117,7 @@ def test_a_line_only_the_referee_flags_is_asked_again_with_its_reason(server, qu
     final = _play("strict", server, queues["strict"], session_id, monkeypatch)
     assert final["turn"] == 2
     log = events.all_events(redis_client, session_id)
+    assert _of(log, "session_started")[0]["overreach_judge"] is True
     judged = _of(log, "overreach_judged")
     assert [(e["attempt"], e["verdict"], e["decided_by"], e["rules"]) for e in judged] == \
         [(1, True, "referee", []), (2, False, "referee", [])]

@@ -109,6 +109,8 @@ _TYPES: tuple[EventType, ...] = (
         (F("players", "array", "Ids of the AI players, in seat order.", items="string"),
          F("model", ("string", "null"), "The model the AI players use (``ttrpg-offline`` offline)."),
          F("offline", "boolean", "True when the deterministic offline model plays."),
+         F("overreach_judge", "boolean", "True when the AI players' model also referees each action for "
+           "overreach (``overreach_judged`` events).", required=False),
          F("seed", "integer", "Seed of dice and the offline model: the same seed replays the same session."),
          F("max_turns", ("integer", "null"), "Turn limit, if any."),
          F("characters", "object", "Player id → the character: ``{\"name\", \"style\", \"role\", \"number\", "
