@@ -268,3 +268,26 @@ def test_a_capable_referee_reaches_the_goal_on_the_held_out_part(server):
     assert len(asked) == figures["lines"] == 425 and all(asked) and figures["unreadable"] == 0
     assert figures["precision"] >= 0.95 and figures["recall"] >= 0.95
     assert figures["rules"]["recall"] < 0.85  # what the referee adds: the rules alone miss one in five
+
+
+def test_a_kill_after_the_refereed_validation_resumes_without_asking_the_referee_again(server, queues, redis_client,
+                                                                                       tmp_path):
+    """SIGKILL of the DM's process right after the refereed validation, then ``ttrpg resume``: the
+    session ends as it would have, and no referee call (or any other) is made twice."""
+    script = dict(builtin_script(), turns=builtin_script()["turns"][:1])
+    (tmp_path / "dm.json").write_text(json.dumps(script))
+    sid = "judge-crash-" + uuid.uuid4().hex[:6]
+    env = {"TTRPG_QUEUE": queues["strict"], "OPENAI_BASE_URL": server.url("strict"), "OPENAI_API_KEY": KEY,
+           "TTRPG_CONTEXT_WINDOW": "8192", "TTRPG_BACKOFF_BASE": "0.001"}
+    crashed = run_cli("play", "--dm-script", str(tmp_path / "dm.json"), "--model", "fake-model", "--overreach-judge",
+                      "--turns", "1", "--players", "1", "--workers", "0", "--session", sid,
+                      env={**env, "TTRPG_KILL_AFTER": "validation@1"}, timeout=300)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    resumed = run_cli("resume", sid, env=env, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    log = events.all_events(redis_client, sid)
+    judged = _of(log, "overreach_judged")
+    assert [(e["attempt"], e["verdict"]) for e in judged] == [(1, True), (2, False)]
+    calls = [(e["phase"], e["player_id"], e["attempt"]) for e in _of(log, "llm_call")]
+    assert len(calls) == len(set(calls)) and ("judge-v1", "p1", 1) in calls and ("judge-v2", "p1", 1) in calls
+    assert _of(log, "session_resumed") and log[-1]["event_type"] == "session_ended"
