@@ -34,10 +34,10 @@ from tests.llama_server import ALIAS, free_port, llama_fixture
 from ttrpg.dm.script import ScriptDM, builtin_script
 from ttrpg.exceptions import ContextLengthError, LLMPermanentError, LLMTransientError
 from ttrpg.game.characters import default_party
-from ttrpg.game.judge import evaluate_judge
 from ttrpg.llm import model_info
 from ttrpg.llm.client import complete
 from ttrpg.llm.config import LLMConfig, make_config
+from ttrpg.ops.referee import evaluate_judge
 from ttrpg.prompts.builders import character_action_messages
 from ttrpg.prompts.context import estimate_tokens
 from ttrpg.research import events

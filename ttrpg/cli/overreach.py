@@ -34,8 +34,8 @@ def score(
     from ttrpg.game import validation
 
     if judge:
-        from ttrpg.game.judge import evaluate_judge
         from ttrpg.llm.config import make_config
+        from ttrpg.ops.referee import evaluate_judge
         from ttrpg.settings import get_settings
 
         settings = get_settings()

@@ -24,19 +24,15 @@ A weak model is a poor referee: SmolLM2-135M, the small real model of the tests,
 readable verdict on 85 of the 425 held-out lines, right on 40 of them, and with it rules and
 referee scored 0.80 / 0.72, below the rules alone. So it stays off by default: turn it on with
 a model that follows instructions well, and measure that model on labelled lines first with
-``ttrpg overreach score FILE --judge``.
+``ttrpg overreach score FILE --judge`` (:mod:`ttrpg.ops.referee`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-from ttrpg import defaults
-from ttrpg.game.validation import Violation, evaluate, find_overreach, load_labelled
-from ttrpg.prompts.builders import overreach_judge_messages
-from ttrpg.prompts.parsers import parse_verdict
+from ttrpg.game.validation import Violation
 
 RULES, REFEREE = "rules", "referee"
 
@@ -61,53 +57,3 @@ def describe(v: Violation) -> str:
     """One violation as the log and the retry prompt show it: ``kind: matched words`` (or the
     referee's reason, when no words were matched)."""
     return f"{v['kind']}: {v['match'] or v['reason']}"
-
-
-def referee(cfg: dict, *, api_key: str | None = None, narration: str = "",
-            character_name: str = "the character") -> Callable[[str], dict[str, Any]]:
-    """A checker that asks the model of ``cfg`` directly (no RQ) and combines its verdict with
-    the rules: ``check(text) -> {"flagged", "decided_by", "verdict", "reply", "rules"}``.
-
-    For measuring a model as a referee on labelled lines; sessions ask through their workers.
-    A model call that fails raises (:class:`~ttrpg.exceptions.LLMError`): a measurement with
-    holes in it would not say what it claims.
-    """
-    from ttrpg.llm.client import complete  # openai is loaded only by those who measure
-
-    def check(text: str) -> dict[str, Any]:
-        found = find_overreach(text)
-        reply = complete(cfg, overreach_judge_messages(text, narration, character_name), api_key=api_key,
-                         max_tokens=defaults.JUDGE_MAX_TOKENS)["text"]
-        verdict = parse_verdict(reply)
-        violations, decided_by = decide(found, verdict)
-        return {"flagged": bool(violations), "decided_by": decided_by, "verdict": verdict, "reply": reply,
-                "rules": bool(found)}
-
-    return check
-
-
-def evaluate_judge(corpus_path: str | Path, cfg: dict, *, api_key: str | None = None,
-                   limit: int | None = None, on_line: Callable[[int, dict], None] | None = None) -> dict:
-    """Precision and recall of the rules with the referee on a labelled corpus (see
-    :func:`ttrpg.game.validation.evaluate`), and how often the referee's reply was readable.
-
-    ``limit`` scores the first lines only; ``on_line(i, outcome)`` sees each line's outcome.
-    Returns the figures of ``evaluate`` plus ``lines``, ``unreadable`` (replies the rules had to
-    decide) and ``rules`` (the rules alone on the same lines).
-    """
-    rows = load_labelled(corpus_path)[:limit or None]
-    check = referee(cfg, api_key=api_key)
-    outcomes: dict[str, dict] = {}
-
-    def flagged(text: str) -> bool:
-        outcome = outcomes.get(text) or check(text)
-        outcomes[text] = outcome
-        if on_line is not None:
-            on_line(len(outcomes), outcome)
-        return outcome["flagged"]
-
-    combined = evaluate(rows, flagged)
-    rules = evaluate(rows, lambda text: outcomes[text]["rules"])
-    combined.update(lines=len(rows), unreadable=sum(1 for o in outcomes.values() if o["decided_by"] == RULES),
-                    rules={k: rules[k] for k in ("precision", "recall", "tp", "fp", "fn", "tn")})
-    return combined

@@ -2917,7 +2917,7 @@ def evaluate(corpus: str | Path | Iterable[dict], flagged: Callable[[str], bool]
 
     The corpus is a JSON-lines file (or its rows) ``{"text", "overreach": bool, "kind"}``; a
     text counts as flagged when at least one violation is found, or when ``flagged(text)`` says
-    so (another checker, such as the rules and a referee together: :func:`ttrpg.game.judge.evaluate_judge`).
+    so (another checker, such as the rules and a referee together: :func:`ttrpg.ops.referee.evaluate_judge`).
     """
     rows = load_labelled(corpus) if isinstance(corpus, (str, Path)) else list(corpus)
     check = flagged or (lambda text: bool(find_overreach(text)))
