@@ -9,10 +9,12 @@ overrules the rules, one that answers nonsense, one whose server is down.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import signal
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +27,7 @@ from ttrpg.game import judge
 from ttrpg.game.characters import default_party
 from ttrpg.llm.config import make_config
 from ttrpg.prompts.builders import overreach_judge_messages
-from ttrpg.research import events
+from ttrpg.research import events, watch
 from ttrpg.research.report import report_from_events, report_summary
 from ttrpg.research.schema import validate_event
 from ttrpg.session import play
@@ -44,22 +46,24 @@ def _system(req: Request) -> str:
     return next((m["content"] for m in body["messages"] if m["role"] == "system"), "")
 
 
-def _referee(verdict_for) -> callable:
-    """A model: the referee's question gets ``verdict_for(line, attempt)``, the first action attempt
-    :data:`RULES_FLAG` or :data:`CLEAN_ACTION` (per route), everything else a plain line."""
+def _line_checked(req: Request) -> str:
+    """The action line a referee request asks about (its "The line to check" section)."""
+    user = req.json()["messages"][-1]["content"]
+    return user.split("## The line to check\n", 1)[1].split("\n\n## ", 1)[0]
+
+
+def _referee(verdict_for: Callable[[str], Reply], first_action: str = CLEAN_ACTION) -> Callable[[Request], Reply]:
+    """A model: the referee's question gets ``verdict_for(line)``, the character's first action
+    ``first_action`` and its retries :data:`RETRY_ACTION`, everything else a plain line."""
 
     def respond(req: Request) -> Reply:
         system = _system(req)
         if "Task: overreach check" in system:
-            user = req.json()["messages"][-1]["content"]
-            line = user.split("## The line to check\n", 1)[1].split("\n\n", 1)[0]
-            return verdict_for(line)
+            return verdict_for(_line_checked(req))
         if "Task: action" in system:
-            first = "Attempt: 1" in system
-            return chat(respond.first_action if first else RETRY_ACTION)
+            return chat(first_action if "Attempt: 1" in system else RETRY_ACTION)
         return chat("DIRECTIVE: get aboard the freighter carefully.\nREASON: Galvin needs help.")
 
-    respond.first_action = CLEAN_ACTION
     return respond
 
 
@@ -72,9 +76,8 @@ def server():
     with FakeLLMServer() as s:
         s.respond("strict", _referee(lambda line: _verdict(True, "other_reaction", REASON) if line == CLEAN_ACTION
                                      else _verdict(False, None, "an attempt")))
-        lenient = _referee(lambda line: _verdict(False, None, "only an attempt"))
-        lenient.first_action = RULES_FLAG
-        s.respond("lenient", lenient)
+        s.respond("lenient", _referee(lambda line: _verdict(False, None, "only an attempt"), first_action=RULES_FLAG))
+        s.respond("stubborn", _referee(lambda line: _verdict(True, "outcome", REASON)))
         s.respond("nonsense", _referee(lambda line: chat(NONSENSE)))
         s.respond("down", _referee(lambda line: error(500, "referee overloaded")))
         yield s
@@ -83,9 +86,7 @@ def server():
 @pytest.fixture(scope="module")
 def queues(ttrpg_home, server):
     """One real worker per route, each with that route as its own endpoint and the key: {route: queue}."""
-    import contextlib
-
-    routes = ("strict", "lenient", "nonsense", "down")
+    routes = ("strict", "lenient", "stubborn", "nonsense", "down")
     names = {r: f"j-{r}-{uuid.uuid4().hex[:8]}" for r in routes}
     with contextlib.ExitStack() as stack:
         fleets = [stack.enter_context(local_workers(
@@ -97,7 +98,7 @@ def queues(ttrpg_home, server):
                 proc.send_signal(signal.SIGTERM)
 
 
-def _play(route, server, queue, session_id, monkeypatch):
+def _play(route, server, queue, session_id, monkeypatch, ui=None):
     monkeypatch.setenv("TTRPG_QUEUE", queue)
     llm = make_config("fake-model", base_url=server.url(route), overreach_judge=True, backoff_base=0.001,
                       request_timeout_s=10, context_window=8192)
@@ -105,7 +106,7 @@ def _play(route, server, queue, session_id, monkeypatch):
     party["players"] = party["players"][:1]
     script = builtin_script()
     return play.start(session_id=session_id, campaign_id="c-" + session_id, party=party, llm=llm,
-                      dm=ScriptDM(script), ui=QuietUI(), dm_script=script, max_turns=1, seed=5, workers=0)
+                      dm=ScriptDM(script), ui=ui or QuietUI(), dm_script=script, max_turns=1, seed=5, workers=0)
 
 
 def _of(log, kind):
@@ -132,6 +133,7 @@ def test_a_line_only_the_referee_flags_is_asked_again_with_its_reason(server, qu
     assert (counts["verdicts"], counts["flagged_what_rules_passed"], counts["decided_by_rules"]) == (2, 1, 0)
     assert final["actions"]["p1"]["text"] == RETRY_ACTION and final["actions"]["p1"]["valid"]
     assert any(label == "overreach referee" for label, _ in report_summary(report_from_events(log)))
+    assert watch.describe(judged[0]) == f"p1 round 1: referee: overreach ({REASON}); decided by referee"
 
 
 def test_the_referee_clears_a_line_the_rules_flag(server, queues, redis_client, session_id, monkeypatch):
@@ -142,6 +144,17 @@ def test_the_referee_clears_a_line_the_rules_flag(server, queues, redis_client, 
     assert judged["rules"] and judged["rules"][0].startswith("outcome:")
     assert not _of(log, "validation_failed")
     assert final["history"] and any(RULES_FLAG in line for line in final["history"])
+
+
+def test_a_line_the_referee_flags_to_the_last_attempt_goes_to_the_dm_uncut(server, queues, redis_client,
+                                                                           session_id, monkeypatch):
+    ui = QuietUI()
+    final = _play("stubborn", server, queues["stubborn"], session_id, monkeypatch, ui=ui)
+    (review,) = [q for q in ui.questions if q["kind"] == "review"]
+    assert review["text"] == RETRY_ACTION and review["corrected"] is False
+    assert review["violations"] == [f"outcome: {REASON}"]
+    action = final["actions"]["p1"]
+    assert action["text"] == RETRY_ACTION and action["reviewed"] and not action["autocorrected"]
 
 
 def test_an_unreadable_verdict_leaves_the_rules_deciding_and_is_logged_as_text(server, queues, redis_client,
@@ -221,6 +234,7 @@ def test_score_with_a_referee_asks_the_model_once_per_line(tmp_path, server):
 
 @pytest.mark.parametrize("content, problem", [
     ("not json\n", "line 1: not JSON"),
+    ("[" * 100_000 + "\n", "line 1: not JSON"),  # nested past any parser's recursion: still one line
     ('{"text": "x"}\n', 'line 1: needs a string "text"'),
     ("", "holds no labelled lines"),
 ])
@@ -254,8 +268,7 @@ def test_a_capable_referee_reaches_the_goal_on_the_held_out_part(server):
     def recorded(req: Request) -> Reply:
         messages = req.json()["messages"]
         asked.append(messages[0]["content"] == recorded_prompt)
-        line = messages[-1]["content"].split("## The line to check\n", 1)[1].split("\n\n## Your reply", 1)[0]
-        return chat(replies[line])
+        return chat(replies[_line_checked(req)])
 
     server.respond("recorded", recorded)
     result = run_cli("overreach", "score", str(HELD_OUT), "--judge", "--model", "recorded-referee", "--json",

@@ -36,7 +36,7 @@ PHASES: tuple[str, ...] = tuple(PHASE_LABELS)
 #: Each kind of DM question: (the ask node, the phase that uses the answer, what the DM is asked).
 QUESTIONS: dict[str, tuple[str | None, str, str]] = {
     "narration": ("ask_narration", "dm_narration", "to describe the scene (or /end)"),
-    "review": ("ask_review", "dm_review", "to accept or rewrite an auto-corrected character action"),
+    "review": ("ask_review", "dm_review", "to accept or rewrite a character action that still overreached"),
     "adjudication": ("ask_adjudication", "dm_adjudication", "who rolls, LASERS or FEELINGS, and how many dice"),
     "dice": ("ask_dice", "dice_resolution", "to keep or override the dice rolled"),
     "laser_feelings": ("ask_laser_feelings", "laser_feelings",

@@ -178,7 +178,9 @@ class KeyboardDM:
 
     def _ask_review(self, q, state):
         pid = q["player_id"]
-        err().print(text(f"Auto-corrected action of {_name_of(state, pid)} ({pid}) may not read well: “{q['text']}” "
+        said = ("Auto-corrected action of {who} may not read well" if q.get("corrected", True) else
+                "The referee still reads an outcome in the last action of {who}, and no words could be cut")
+        err().print(text(f"{said.format(who=f'{_name_of(state, pid)} ({pid})')}: “{q['text']}” "
                          f"(violations: {'; '.join(q.get('violations') or [])})"))
         while True:
             line = self._line("Enter to accept, or type the action", state)

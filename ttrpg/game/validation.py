@@ -2890,6 +2890,7 @@ def load_labelled(path: str | Path) -> list[dict]:
     unreadable, not JSON, or a row lacks a string ``text`` or a boolean ``overreach``.
     """
     from ttrpg.exceptions import ConfigError
+    from ttrpg.jsonfile import loads
 
     hint = 'Each line must be a JSON object like {"text": "I try the door.", "overreach": false}.'
     try:
@@ -2901,9 +2902,9 @@ def load_labelled(path: str | Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise ConfigError(f"{path}, line {n}: not JSON ({exc}).", hint=hint) from None
+            row = loads(line, what="line", source=str(n))
+        except ConfigError as exc:  # syntax, nesting depth, huge numbers, duplicate keys: one line, no traceback
+            raise ConfigError(f"{path}, line {n}: not JSON ({exc})", hint=exc.hint) from None
         if not (isinstance(row, dict) and isinstance(row.get("text"), str) and isinstance(row.get("overreach"), bool)):
             raise ConfigError(f'{path}, line {n}: needs a string "text" and a true/false "overreach".', hint=hint)
         rows.append(row)

@@ -8,12 +8,13 @@ one, not into a lost turn.
 
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ttrpg.exceptions import ConfigError
+from ttrpg.jsonfile import loads
 from ttrpg.prompts.builders import one_line
 
 _LABEL_LINE = r"(?im)^[ \t>*_#`\-]*\**[ \t]*({labels})[ \t]*\**[ \t]*[:：=\-–][ \t]*\**"
@@ -200,8 +201,8 @@ def parse_verdict(text: str | None) -> dict[str, Any] | None:
     head = text[:4000]
     for m in _JSON_OBJECT.finditer(head):
         try:
-            obj = json.loads(m.group(0))
-        except ValueError:
+            obj = loads(m.group(0), what="verdict", source="")
+        except ConfigError:
             continue
         if isinstance(obj, dict) and "overreach" in obj:
             flag = _truth(obj["overreach"])

@@ -93,7 +93,8 @@ class Driver:
             self.events.emit("session_started", "start", 1, players=[p["id"] for p in party["players"]],
                              characters=characters, ship=party.get("ship"),
                              model=initial["llm"].get("model"), offline=bool(initial["llm"].get("offline")),
-                             overreach_judge=bool(initial["llm"].get("overreach_judge")), seed=initial["seed"], max_turns=initial.get("max_turns"))
+                             overreach_judge=bool(initial["llm"].get("overreach_judge")), seed=initial["seed"],
+                             max_turns=initial.get("max_turns"))
             inp = initial
         else:
             self._fenced()

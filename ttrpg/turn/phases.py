@@ -362,7 +362,8 @@ def validate(state: TurnState, ctx: TurnContext, attempt: int) -> dict:
             fixed, needs_review = validation.autocorrect(action["text"], spans) if spans else (action["text"], True)
             ctx.events.emit("validation_autocorrected", f"{state['turn']}:{pid}", state["turn"], player_id=pid,
                             original=action["text"], corrected=fixed, needs_review=needs_review)
-            action.update(text=fixed, autocorrected=True, needs_review=needs_review, valid=not needs_review)
+            # autocorrected: words were cut (a line only the referee flags has no words to cut)
+            action.update(text=fixed, autocorrected=bool(spans), needs_review=needs_review, valid=not needs_review)
     return {"actions": actions, **({"tokens": tokens} if tokens else {})}
 
 
@@ -435,7 +436,8 @@ def ask_review(state: TurnState, ctx: TurnContext) -> dict | None:
     if pid is None:
         return None
     action = state["actions"][pid]
-    return {"player_id": pid, "text": action["text"], "violations": action.get("violations") or []}
+    return {"player_id": pid, "text": action["text"], "violations": action.get("violations") or [],
+            "corrected": bool(action.get("autocorrected"))}
 
 
 @phase("dm_review")
